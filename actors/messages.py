@@ -1,0 +1,101 @@
+"""Messages passed between actors: frozen dataclasses, nothing else.
+
+Frames carry numpy arrays by reference (actors share one process), so passing a chunk between
+actors copies nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.proposer import Box
+
+REJECTION_REASONS = ("static", "flat", "dark", "blurry")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the decoder learned about a source when it opened it."""
+
+    path: str
+    size: int
+    width: int
+    height: int
+    fps: float
+    declared_frames: int  # from the container; 0 when unknown
+    analysis_width: int
+    analysis_height: int
+    luma_path: bool  # True when frames come straight from the decoder's luma plane
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: its analysis-size luma and its source-size luma."""
+
+    index: int
+    t: float
+    analysis: np.ndarray = field(repr=False, compare=False)
+    full: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive frames decoded together; `frames` is empty at the end of the video."""
+
+    frames: tuple[Frame, ...]
+
+    @property
+    def end(self) -> bool:
+        return not self.frames
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The filter's judgement of one frame, and the heuristics measured on the way."""
+
+    index: int
+    reason: str | None  # None when kept, else one of REJECTION_REASONS
+    lighting: float
+    blur: float
+    motion: float
+    rois: tuple[Box, ...] = ()  # moving regions, source pixels
+
+    @property
+    def kept(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A proposed plate region with its per-region heuristics, as written to frames.jsonl."""
+
+    box: Box
+    score: float
+    distance_m: float | None
+    thumb: str | None
+
+
+@dataclass(frozen=True)
+class KeptFrame:
+    """One line of frames.jsonl."""
+
+    index: int
+    t: float
+    lighting: float
+    blur: float
+    motion: float
+    confidence: float
+    regions: tuple[Region, ...]
+
+
+__all__ = [
+    "REJECTION_REASONS",
+    "Chunk",
+    "Frame",
+    "KeptFrame",
+    "Region",
+    "Verdict",
+    "VideoInfo",
+]

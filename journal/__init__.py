@@ -1,0 +1,1 @@
+"""The local SQLite event journal: diagnostics only, never read to decide anything."""

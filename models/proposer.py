@@ -1,0 +1,57 @@
+"""The `Proposer` interface: every plate-region backend (OpenCV, TFLite, Edge TPU) fits it.
+
+A proposer looks at the full-resolution luma plane of one frame, restricted to regions worth
+looking at (around the motion), and returns candidate plate boxes in SOURCE-video pixels.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+"""(x1, y1, x2, y2) in integer source pixels; x2 and y2 are exclusive."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One candidate plate region."""
+
+    box: Box
+    score: float
+
+
+class Proposer(abc.ABC):
+    """A plate-region proposer backend."""
+
+    #: backend name recorded in the manifest ("opencv", "tflite", "edgetpu", "none")
+    backend: str = "abstract"
+    #: model identifier recorded in the manifest (file name and digest), or None
+    model: str | None = None
+
+    @abc.abstractmethod
+    def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
+        """Candidate plate boxes in `luma` (H x W uint8, source resolution).
+
+        `rois` are the regions worth looking at, in the same pixels; an empty sequence means
+        the whole frame. Results are sorted by descending score, then by box, so that output is
+        deterministic.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release any resources (devices, child processes)."""
+
+
+class NullProposer(Proposer):
+    """Proposes nothing: filtering only (`--proposer none`)."""
+
+    backend = "none"
+
+    def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
+        return []
+
+
+__all__ = ["Box", "NullProposer", "Proposal", "Proposer"]

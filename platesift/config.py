@@ -1,0 +1,266 @@
+"""Settings: one TOML file, then `PLATESIFT_SECTION__KEY` environment variables, then
+`--set section.key=value` overrides, validated at start with one clear message per mistake.
+
+Every tunable lives here with its default, its bounds and a one-line description; the README's
+settings table is generated from `describe()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from platesift.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on the Jetson's Python 3.10
+    import tomli as tomllib
+
+ENV_PREFIX = "PLATESIFT_"
+
+
+def _opt(default: Any, doc: str, lo: float | None = None, hi: float | None = None,
+         choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi, "choices": choices})
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    width: int = _opt(480, "analysis frame width in pixels (luma, aspect kept)", 64, 3840)
+    motion_width: int = _opt(240, "motion-detection frame width in pixels", 32, 1920)
+    chunk_mb: int = _opt(32, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
+    prefetch_chunks: int = _opt(2, "chunks decoded ahead while the current one is analysed", 1, 8)
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    threshold: float = _opt(18.0, "minimum luma difference from the background", 1, 255)
+    noise_factor: float = _opt(4.0, "threshold is at least this many times the noise level", 0, 50)
+    min_area: float = _opt(0.0015, "smallest moving blob, as a fraction of the frame", 0, 1)
+    background_rate: float = _opt(0.05, "background learning rate where nothing moves", 1e-4, 1)
+    foreground_rate: float = _opt(0.002, "background learning rate under moving objects", 0, 1)
+    shake_px: int = _opt(1, "camera-shake tolerance radius, motion-frame pixels", 0, 8)
+    bootstrap_frames: int = _opt(12, "frames whose median seeds the background", 1, 250)
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    dark_level: float = _opt(48.0, "the moving region's bright part (p95 luma) must reach this", 0, 255)
+    flat_contrast: float = _opt(12.0, "the moving region's contrast (p95-p5) must reach this", 0, 255)
+    max_edge_width: float = _opt(4.0, "sharpest edge wider than this (analysis px) = blurry", 0.5, 100)
+
+
+@dataclass(frozen=True)
+class ProposerSettings:
+    backend: str = _opt("auto", "region proposer backend", choices=("auto", "opencv", "none"))
+    max_regions: int = _opt(4, "most regions kept per frame", 0, 64)
+    min_score: float = _opt(0.35, "lowest proposal score kept", 0, 1)
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    focal_length_px: float = _opt(0.0, "focal length in source pixels; 0 = unknown (no distance)", 0, 1e6)
+    plate_width_m: float = _opt(0.52, "physical plate width in metres", 0.05, 2)
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    thumbnails: bool = _opt(True, "write a JPEG crop of every proposed region")
+    thumb_margin: float = _opt(0.2, "margin around a region in its thumbnail, fraction of size", 0, 2)
+    thumb_max_width: int = _opt(256, "thumbnails wider than this are scaled down", 16, 4096)
+    jpeg_quality: int = _opt(90, "JPEG quality of thumbnails", 10, 100)
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    journal: str = _opt("", "journal SQLite file; empty = per-user state directory")
+    scratch: str = _opt("", "local scratch directory; empty = per-user cache directory")
+
+
+@dataclass(frozen=True)
+class Settings:
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    motion: MotionSettings = field(default_factory=MotionSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    proposer: ProposerSettings = field(default_factory=ProposerSettings)
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+
+    def effective_parameters(self) -> dict[str, dict[str, Any]]:
+        """Every setting that can change an artifact's bytes (paths excluded), sorted."""
+        out = {}
+        for section in dataclasses.fields(self):
+            if section.name == "paths":
+                continue
+            out[section.name] = dataclasses.asdict(getattr(self, section.name))
+        return out
+
+    def journal_path(self) -> Path:
+        if self.paths.journal:
+            return Path(self.paths.journal).expanduser()
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / "platesift" / "journal.db"
+
+    def scratch_path(self) -> Path:
+        if self.paths.scratch:
+            return Path(self.paths.scratch).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "platesift" / "scratch"
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in dataclasses.fields(Settings)}  # type: ignore[misc]
+
+
+def _known_keys() -> list[str]:
+    return [f"{s}.{f.name}" for s, cls in _sections().items() for f in dataclasses.fields(cls)]
+
+
+def _unknown(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _known_keys(), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"unknown setting {key}{hint}")
+
+
+def _coerce(key: str, fld: dataclasses.Field[Any], value: Any, from_text: bool) -> Any:
+    want = type(fld.default)
+    if from_text and isinstance(value, str):
+        value = _parse_text(key, want, value)
+    if want is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"setting {key} must be true or false, got {value!r}")
+        return value
+    if want is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"setting {key} must be a whole number, got {value!r}")
+    elif want is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"setting {key} must be a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"setting {key} must be a finite number, got {value!r}")
+    elif want is str and not isinstance(value, str):
+        raise ConfigError(f"setting {key} must be text, got {value!r}")
+    meta = fld.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"setting {key} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and value < lo:
+        raise ConfigError(f"setting {key} must be at least {lo:g}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"setting {key} must be at most {hi:g}, got {value!r}")
+    return value
+
+
+def _parse_text(key: str, want: type, text: str) -> Any:
+    text = text.strip()
+    try:
+        if want is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if want is int:
+            return int(text)
+        if want is float:
+            return float(text)
+    except ValueError:
+        kind = {bool: "true or false", int: "a whole number", float: "a number"}[want]
+        raise ConfigError(f"setting {key} must be {kind}, got {text!r}") from None
+    return text
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {name: {} for name in _sections()}
+
+    def set(self, key: str, value: Any, from_text: bool) -> None:
+        section, _, name = key.partition(".")
+        cls = _sections().get(section)
+        if cls is None or not name:
+            raise _unknown(key)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if name not in fields:
+            raise _unknown(key)
+        self.values[section][name] = _coerce(key, fields[name], value, from_text)
+
+    def build(self) -> Settings:
+        parts = {s: cls(**self.values[s]) for s, cls in _sections().items()}
+        settings = Settings(**parts)
+        if settings.analysis.motion_width > settings.analysis.width:
+            raise ConfigError(
+                "setting analysis.motion_width must not exceed analysis.width "
+                f"({settings.analysis.motion_width} > {settings.analysis.width})"
+            )
+        return settings
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Iterable[str] = (),
+) -> Settings:
+    """Build validated settings from a TOML file, the environment and `key=value` overrides."""
+    builder = _Builder()
+    if config_file is not None:
+        for key, value in _read_toml(Path(config_file)).items():
+            builder.set(key, value, from_text=False)
+    environ = os.environ if env is None else env
+    for var in sorted(environ):
+        if var.startswith(ENV_PREFIX) and "__" in var:
+            section, _, name = var[len(ENV_PREFIX):].lower().partition("__")
+            if section in _sections():
+                builder.set(f"{section}.{name}", environ[var], from_text=True)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        builder.set(key.strip(), text, from_text=True)
+    return builder.build()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise _unknown(section) if section not in _sections() else ConfigError(
+                f"config file {path}: [{section}] must be a table"
+            )
+        for name, value in table.items():
+            flat[f"{section}.{name}"] = value
+    return flat
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(key, default, description) for every setting, in declaration order."""
+    rows = []
+    for section, cls in _sections().items():
+        for f in dataclasses.fields(cls):
+            default = f.default
+            text = str(default).lower() if isinstance(default, bool) else repr(default)
+            rows.append((f"{section}.{f.name}", text, f.metadata["doc"]))
+    return rows
+
+
+__all__ = ["ENV_PREFIX", "Settings", "describe", "load_settings"]

@@ -1,0 +1,1 @@
+"""Simulation: synthetic street scenes with ground truth, and (later) the fault harness."""
