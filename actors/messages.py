@@ -96,6 +96,36 @@ __all__ = [
     "Frame",
     "KeptFrame",
     "Region",
+    "TaskOutcome",
+    "TaskSpec",
     "Verdict",
     "VideoInfo",
 ]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One unit of work: a source video in, an artifact directory out."""
+
+    task_id: str
+    source: str  # absolute path, already confined to the NAS root by whoever built the spec
+    source_name: str  # the path as the task named it (recorded in the manifest)
+    dest: str  # artifact directory
+    attempt: int = 1
+    metadata: dict[str, object] = field(default_factory=dict)  # sidecar `<video>.json`
+    heavy_task_type: str = "HEAVY_PROCESS"
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How a task ended. `outcome` is `done`, `rejected` (permanent) or `failed` (transient)."""
+
+    task_id: str
+    outcome: str
+    detail: str = ""
+    error_kind: str = ""
+    counts: dict[str, object] = field(default_factory=dict)
+    manifest_sha256: str = ""
+    heavy_task: dict[str, object] = field(default_factory=dict)
+    dest: str = ""
+    seconds: float = 0.0

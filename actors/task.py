@@ -1,0 +1,316 @@
+"""The task actor: drives one task through the state machine, talking to the other actors.
+
+    IDLE -> PULLED -> (EXTRACTING -> FILTERING -> PROPOSING)* -> PUBLISHING -> COMPLETING -> IDLE
+
+The chunk loop keeps `prefetch_chunks` decode requests in flight, so the decoder works on the
+next chunks while the current one is filtered and proposed; memory is bounded by those few
+chunks whatever the video's length. Artifacts are staged in local scratch and committed to the
+NAS in one step at the end; the downstream task is published only after the manifest is
+durable, and the task is completed only after publishing.
+
+A permanent error (bad input) ends in COMPLETING with outcome `rejected`; a transient one
+(hardware, NAS, server, cancellation) returns to IDLE with nothing published or completed, so
+the task is simply pulled again later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import pykka
+
+from actors.messages import REJECTION_REASONS, KeptFrame, Region, TaskOutcome, TaskSpec, Verdict
+from actors.nas import Staging
+from fsm.machine import Recorder, TaskModel, build_machine
+from journal.entry import JournalEntry
+from platesift import artifacts
+from platesift.config import Settings
+from platesift.errors import (
+    CancelledError,
+    NasUnavailableError,
+    PermanentError,
+    PlatesiftError,
+    ProposerUnavailableError,
+)
+from platesift.heuristics import confidence, distance_m
+from platesift.thumbs import encode_thumb
+
+logger = logging.getLogger(__name__)
+
+DECODE_TIMEOUT_S = 120.0  # one chunk; a NAS that hangs longer is treated as gone
+ACTOR_TIMEOUT_S = 120.0
+
+Progress = Callable[[int, int], None]  # (frames decoded, frames declared or 0)
+
+
+class TaskSink(Protocol):
+    """Where a finished task goes: the main server in production, nowhere for local runs."""
+
+    def publish(self, heavy_task: dict[str, Any]) -> None: ...
+
+    def complete(self, outcome: str, detail: dict[str, Any]) -> None: ...
+
+
+class LocalSink:
+    """For `platesift preprocess`: no server; the heavy task is only written as an artifact."""
+
+    def publish(self, heavy_task: dict[str, Any]) -> None:
+        return None
+
+    def complete(self, outcome: str, detail: dict[str, Any]) -> None:
+        return None
+
+
+class TaskRunner:
+    """Plain logic of the task actor; the other actors are reached through proxies."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        decoder: Any,
+        motion: Any,
+        coral: Any,
+        nas: Any,
+        record: Recorder,
+        scratch: Path,
+    ) -> None:
+        self.settings = settings
+        self.decoder = decoder
+        self.motion = motion
+        self.coral = coral
+        self.nas = nas
+        self.record = record
+        self.scratch = scratch
+        self.model = TaskModel()
+        self.machine = build_machine(self.model, record)
+        self.cancel = threading.Event()
+        self.peak_scratch_bytes = 0
+
+    # --- the task -------------------------------------------------------------------------------
+
+    def run(self, spec: TaskSpec, sink: TaskSink | None = None,
+            progress: Progress | None = None) -> TaskOutcome:
+        sink = sink or LocalSink()
+        started = time.monotonic()
+        self.model.task_id, self.model.attempt = spec.task_id, spec.attempt
+        self.cancel.clear()
+        self.model.pull(source=spec.source_name, dest=spec.dest)
+        staging: Staging | None = None
+        try:
+            size = self.nas.check_source(spec.source).get(timeout=ACTOR_TIMEOUT_S)
+            self.nas.check_output_dir(spec.dest).get(timeout=ACTOR_TIMEOUT_S)
+            info = self.decoder.open(spec.source, size).get(timeout=DECODE_TIMEOUT_S)
+            self.motion.start_video(info).get(timeout=ACTOR_TIMEOUT_S)
+            proposer = self.coral.describe().get(timeout=ACTOR_TIMEOUT_S)
+            staging = Staging(self.scratch, _staging_key(spec))
+            counts = self._process(spec, info.declared_frames, staging, progress)
+            self.model.publish(**counts)
+            heavy, manifest_sha = self._commit(spec, info, proposer, counts, staging)
+            sink.publish(heavy)
+            self.model.complete(manifest_sha256=manifest_sha)
+            sink.complete("done", {"manifest_sha256": manifest_sha})
+            self.model.finish(outcome="done")
+            return TaskOutcome(task_id=spec.task_id, outcome="done", counts=counts,
+                               manifest_sha256=manifest_sha, heavy_task=heavy, dest=spec.dest,
+                               seconds=time.monotonic() - started)
+        except PermanentError as exc:
+            return self._rejected(spec, sink, exc, started)
+        except Exception as exc:
+            return self._failed(spec, exc, started)
+        finally:
+            self._cleanup(staging)
+
+    def _process(self, spec: TaskSpec, declared: int, staging: Staging,
+                 progress: Progress | None) -> dict[str, Any]:
+        runs = artifacts.RejectionRuns()
+        rejected = dict.fromkeys(REJECTION_REASONS, 0)
+        decoded = kept = regions = frames_with_regions = 0
+        pending = deque(self.decoder.next_chunk()
+                        for _ in range(self.settings.analysis.prefetch_chunks))
+        chunk_no = 0
+        while True:
+            self.model.extract(chunk=chunk_no)
+            if self.cancel.is_set():
+                raise CancelledError("task cancelled")
+            chunk = _get(pending.popleft(), DECODE_TIMEOUT_S, NasUnavailableError,
+                         "decoding stalled")
+            if chunk.end:
+                break
+            pending.append(self.decoder.next_chunk())
+            self.model.filter(chunk=chunk_no, frames=len(chunk.frames))
+            verdicts: tuple[Verdict, ...] = self.motion.judge(chunk).get(timeout=ACTOR_TIMEOUT_S)
+            decoded += len(chunk.frames)
+            keep = []
+            for frame, verdict in zip(chunk.frames, verdicts):
+                if verdict.kept:
+                    keep.append((frame, verdict))
+                    continue
+                rejected[verdict.reason or "static"] += 1
+                line = runs.add(verdict.index, verdict.reason or "static")
+                if line is not None:
+                    staging.append_rejection(line)
+            if keep:
+                self.model.propose(chunk=chunk_no, kept=len(keep))
+                batch = [(frame.full, verdict.rois) for frame, verdict in keep]
+                proposals = _get(self.coral.propose(batch), ACTOR_TIMEOUT_S,
+                                 ProposerUnavailableError, "the proposer stopped answering")
+                for (frame, verdict), found in zip(keep, proposals):
+                    record = self._kept_frame(frame.index, frame.t, frame.full, verdict, found,
+                                              staging)
+                    staging.append_frame(artifacts.frame_line(record))
+                    kept += 1
+                    regions += len(record.regions)
+                    frames_with_regions += bool(record.regions)
+            self.peak_scratch_bytes = max(self.peak_scratch_bytes, staging.bytes_used())
+            if progress is not None:
+                progress(decoded, declared)
+            chunk_no += 1
+        last = runs.finish()
+        if last is not None:
+            staging.append_rejection(last)
+        if decoded == 0:
+            raise NasUnavailableError("no frames decoded")  # open() saw one: the source vanished
+        return {
+            "decoded": decoded,
+            "kept": kept,
+            "rejected": rejected,
+            "regions": regions,
+            "frames_with_regions": frames_with_regions,
+        }
+
+    def _kept_frame(self, index: int, t: float, luma: Any, verdict: Verdict,
+                    found: tuple[Any, ...], staging: Staging) -> KeptFrame:
+        cam, out, q = self.settings.camera, self.settings.output, self.settings.quality
+        regions = []
+        for i, proposal in enumerate(found):
+            thumb = None
+            if out.thumbnails:
+                thumb = artifacts.thumb_name(index, i)
+                staging.write_thumb(thumb, encode_thumb(
+                    luma, proposal.box, margin=out.thumb_margin,
+                    max_width=out.thumb_max_width, quality=out.jpeg_quality))
+            regions.append(Region(
+                box=proposal.box, score=round(float(proposal.score), 4),
+                distance_m=distance_m(proposal.box, cam.focal_length_px, cam.plate_width_m),
+                thumb=thumb,
+            ))
+        best = max((r.score for r in regions), default=None)
+        return KeptFrame(
+            index=index, t=t, lighting=verdict.lighting, blur=verdict.blur,
+            motion=verdict.motion,
+            confidence=confidence(lighting=verdict.lighting, dark_level=q.dark_level,
+                                  clarity=verdict.blur, best_score=best),
+            regions=tuple(regions),
+        )
+
+    def _commit(self, spec: TaskSpec, info: Any, proposer: dict[str, Any],
+                counts: dict[str, Any], staging: Staging) -> tuple[dict[str, Any], str]:
+        heavy = {
+            "type": spec.heavy_task_type,
+            "payload": {
+                "source_task_id": spec.task_id,
+                "video": spec.source_name,
+                "artifacts": spec.dest,
+                "counts": counts,
+                "metadata": spec.metadata,
+            },
+        }
+        staging.write_heavy_task(artifacts.manifest_json(heavy))
+        fields = {
+            "task_id": spec.task_id,
+            "source": {"path": spec.source_name, "size": info.size},
+            "video": {"width": info.width, "height": info.height, "fps": round(info.fps, 6),
+                      "frame_count": counts["decoded"]},
+            "analysis": {"width": info.analysis_width, "height": info.analysis_height},
+            "parameters": self.settings.effective_parameters(),
+            "proposer": proposer,
+            "counts": counts,
+            "extra": {"metadata": spec.metadata} if spec.metadata else None,
+        }
+        manifest = artifacts.build_manifest(**fields)
+        _, manifest_sha = self.nas.commit(staging, spec.dest, manifest).get(
+            timeout=ACTOR_TIMEOUT_S)
+        heavy["payload"]["manifest_sha256"] = manifest_sha  # type: ignore[index]
+        return heavy, manifest_sha
+
+    # --- endings ----------------------------------------------------------------------------------
+
+    def _rejected(self, spec: TaskSpec, sink: TaskSink, exc: PlatesiftError,
+                  started: float) -> TaskOutcome:
+        self.model.reject(error=exc.message, kind=exc.kind)
+        try:
+            sink.complete("rejected", {"error": exc.message, "kind": exc.kind})
+        except Exception as sink_exc:
+            return self._failed(spec, sink_exc, started)
+        self.model.finish(outcome="rejected")
+        self._note(spec, "outcome", "rejected", {"error": exc.message, "kind": exc.kind})
+        return TaskOutcome(task_id=spec.task_id, outcome="rejected", detail=exc.message,
+                           error_kind=exc.kind, dest=spec.dest,
+                           seconds=time.monotonic() - started)
+
+    def _failed(self, spec: TaskSpec, exc: BaseException, started: float) -> TaskOutcome:
+        if isinstance(exc, PlatesiftError):
+            message, kind = exc.message, exc.kind
+        else:
+            logger.exception("task %s failed unexpectedly", spec.task_id)
+            message, kind = f"internal error: {type(exc).__name__}: {exc}", "InternalError"
+        if self.model.state.value != "IDLE":
+            self.model.fail(error=message, kind=kind)
+        self._note(spec, "outcome", "failed", {"error": message, "kind": kind})
+        return TaskOutcome(task_id=spec.task_id, outcome="failed", detail=message,
+                           error_kind=kind, dest=spec.dest, seconds=time.monotonic() - started)
+
+    def _note(self, spec: TaskSpec, kind: str, event: str, detail: dict[str, Any]) -> None:
+        state = self.model.state.value
+        self.record(JournalEntry(task_id=spec.task_id, attempt=spec.attempt, kind=kind,
+                                 event=event, source=state, dest=state, detail=detail))
+
+    def _cleanup(self, staging: Staging | None) -> None:
+        try:
+            self.decoder.close().get(timeout=ACTOR_TIMEOUT_S)
+        except Exception:
+            logger.exception("closing the decoder failed")
+        if staging is not None:
+            staging.cleanup()
+
+
+def _get(future: Any, timeout: float, error: type[PlatesiftError], message: str) -> Any:
+    try:
+        return future.get(timeout=timeout)
+    except pykka.Timeout:
+        raise error(f"{message} (no answer within {timeout:g} s)") from None
+
+
+def _staging_key(spec: TaskSpec) -> str:
+    return hashlib.sha256(f"{spec.task_id}\0{spec.attempt}".encode()).hexdigest()[:16]
+
+
+class TaskActor(pykka.ThreadingActor):
+    """Runs one task at a time. `cancel` is an event set from outside (shutdown, lost lease)."""
+
+    def __init__(self, runner: TaskRunner) -> None:
+        super().__init__()
+        self.runner = runner
+
+    def ping(self) -> bool:
+        return True
+
+    def run(self, spec: TaskSpec, sink: TaskSink | None = None,
+            progress: Progress | None = None) -> TaskOutcome:
+        return self.runner.run(spec, sink, progress)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+__all__ = ["LocalSink", "TaskActor", "TaskRunner", "TaskSink"]

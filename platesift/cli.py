@@ -1,0 +1,220 @@
+"""The `platesift` command line: preprocess, journal, demo, settings and sim.
+
+Every user mistake ends in one line `platesift: error: ...` and a non-zero exit code, never a
+traceback. Exit codes: 0 done, 1 internal error, 2 usage or configuration error, 3 input
+rejected (permanent), 4 transient failure (retry later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from platesift import __version__
+from platesift.config import Settings, describe, load_settings
+from platesift.errors import ConfigError, PlatesiftError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REJECTED, EXIT_TRANSIENT = 0, 1, 2, 3, 4
+
+logger = logging.getLogger("platesift")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"platesift: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="platesift", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"platesift {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def settings_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", metavar="FILE", help="TOML settings file")
+        p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                       dest="overrides", help="override one setting, e.g. motion.threshold=25")
+
+    p = sub.add_parser("preprocess", help="preprocess one video locally (no server)")
+    p.add_argument("video", help="source video file")
+    p.add_argument("--out", required=True, metavar="DIR", help="artifact directory")
+    p.add_argument("--proposer", choices=("auto", "opencv", "none"),
+                   help="region proposer backend (default: proposer.backend setting)")
+    p.add_argument("--task-id", help="task id recorded in the manifest (default: video name)")
+    settings_args(p)
+
+    p = sub.add_parser("journal", help="inspect the local event journal")
+    settings_args(p)
+    jsub = p.add_subparsers(dest="journal_command", required=True, parser_class=_Parser)
+    jt = jsub.add_parser("tasks", help="one line per task")
+    jt.add_argument("--limit", type=int, default=50)
+    js = jsub.add_parser("show", help="every event of one task")
+    js.add_argument("task")
+    jl = jsub.add_parser("tail", help="the latest events")
+    jl.add_argument("-n", type=int, default=20)
+
+    p = sub.add_parser("settings", help="list every setting with its default and meaning")
+    settings_args(p)
+
+    p = sub.add_parser("demo", help="generate a sample street video and preprocess it")
+    p.add_argument("--out", default="demo-out", metavar="DIR", help="where to put everything")
+    settings_args(p)
+
+    p = sub.add_parser("sim", help="simulation tools")
+    ssub = p.add_subparsers(dest="sim_command", required=True, parser_class=_Parser)
+    sc = ssub.add_parser("scene", help="render a synthetic street scene with ground truth")
+    sc.add_argument("out", help="video file to write (.mp4)")
+    sc.add_argument("--preset", default="street")
+    sc.add_argument("--seconds", type=float)
+    sc.add_argument("--seed", type=int)
+    sc.add_argument("--truth", metavar="FILE", help="also write the ground truth as JSON")
+    return parser
+
+
+def _settings(args: argparse.Namespace, extra: Sequence[str] = ()) -> Settings:
+    return load_settings(args.config, overrides=[*args.overrides, *extra])
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from actors.messages import TaskSpec
+    from platesift.progress import ProgressBar
+    from platesift.worker import Worker
+
+    extra = [f"proposer.backend={args.proposer}"] if args.proposer else []
+    settings = _settings(args, extra)
+    video = Path(args.video)
+    source = os.path.abspath(video)
+    spec = TaskSpec(task_id=args.task_id or video.stem or "video", source=source,
+                    source_name=source, dest=os.path.abspath(args.out))
+    bar = ProgressBar()
+    with Worker(settings) as worker:
+        outcome = worker.run(spec, progress=bar)
+    bar.close()
+    if outcome.outcome == "rejected":
+        return _fail(outcome.detail, EXIT_REJECTED)
+    if outcome.outcome != "done":
+        return _fail(outcome.detail, EXIT_TRANSIENT)
+    _print_summary(outcome)
+    return EXIT_OK
+
+
+def _print_summary(outcome: object) -> None:
+    from actors.messages import TaskOutcome
+
+    assert isinstance(outcome, TaskOutcome)
+    c = outcome.counts
+    rejected = c["rejected"]
+    assert isinstance(rejected, dict)
+    decoded = int(str(c["decoded"]))
+    fps = decoded / max(outcome.seconds, 1e-6)
+    reasons = ", ".join(f"{k} {v}" for k, v in rejected.items())
+    print(f"task      {outcome.task_id}")
+    print(f"frames    {decoded} decoded, {c['kept']} kept ({reasons})")
+    print(f"regions   {c['regions']} in {c['frames_with_regions']} frames")
+    print(f"time      {outcome.seconds:.2f} s ({fps:.0f} fps)")
+    print(f"artifacts {outcome.dest}")
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    from journal import Journal, format_events, format_tasks
+
+    settings = _settings(args)
+    journal = Journal(settings.journal_path())
+    journal.open_readonly()
+    try:
+        if args.journal_command == "tasks":
+            print(format_tasks(journal.tasks(limit=args.limit)))
+        elif args.journal_command == "show":
+            events = journal.events(args.task)
+            if not events:
+                return _fail(f"no task {args.task!r} in the journal", EXIT_USAGE)
+            print(format_events(events))
+        else:
+            print(format_events(journal.tail(args.n)))
+    finally:
+        journal.close()
+    return EXIT_OK
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    effective = {f"{s}.{k}": v for s, d in settings.effective_parameters().items()
+                 for k, v in d.items()}
+    for key, default, doc in describe():
+        value = effective.get(key)
+        now = "" if value is None or repr(value) == default else f"  (now {value!r})"
+        print(f"{key:28} {default:>10}  {doc}{now}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sim.scenes import preset, render
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    video = out / "street.mp4"
+    print(f"rendering a sample street scene to {video} ...")
+    truth = render(preset("demo"), video)
+    (out / "street.truth.json").write_text(truth.to_json())
+    args.video, args.out, args.proposer, args.task_id = str(video), str(out / "artifacts"), None, "demo"
+    code = cmd_preprocess(args)
+    if code == EXIT_OK:
+        print(f"\nopen {out / 'artifacts'}: manifest.json, frames.jsonl, rejections.jsonl, thumbs/")
+    return code
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim.scenes import PRESETS, preset, render
+
+    if args.preset not in PRESETS:
+        return _fail(f"unknown preset {args.preset!r} (choose from {', '.join(PRESETS)})",
+                     EXIT_USAGE)
+    overrides: dict[str, object] = {}
+    if args.seconds is not None:
+        overrides["seconds"] = args.seconds
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    truth = render(preset(args.preset, **overrides), args.out)
+    if args.truth:
+        Path(args.truth).write_text(truth.to_json())
+    print(f"{args.out}: {len(truth.frames)} frames, {len(truth.moving_frames())} with motion, "
+          f"{len(truth.readable_plate_frames())} with a readable plate")
+    return EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"platesift: error: {message}", file=sys.stderr)
+    return code
+
+
+COMMANDS = {
+    "preprocess": cmd_preprocess,
+    "journal": cmd_journal,
+    "settings": cmd_settings,
+    "demo": cmd_demo,
+    "sim": cmd_sim,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        return _fail(exc.message, EXIT_USAGE)
+    except PlatesiftError as exc:
+        return _fail(exc.message, EXIT_REJECTED if exc.permanent else EXIT_TRANSIENT)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_TRANSIENT)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

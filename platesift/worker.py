@@ -1,0 +1,99 @@
+"""Starts the actors of one worker in dependency order, checks each answers, runs tasks, and
+stops them in reverse order, whatever happens (the Mopidy start/stop discipline).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+from actors.coral import CoralActor
+from actors.decoder import DecoderActor
+from actors.messages import TaskOutcome, TaskSpec
+from actors.motion import MotionActor
+from actors.nas import NASActor
+from actors.task import Progress, TaskActor, TaskRunner, TaskSink
+from journal import JournalActor, journal_sink
+from models.proposer import Proposer
+from models.registry import make_proposer
+from platesift.config import Settings
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 30.0
+TASK_TIMEOUT_S = 7 * 24 * 3600.0
+
+
+class Worker:
+    """One running set of actors: Journal, NAS, Decoder, Motion, Coral and Task."""
+
+    def __init__(self, settings: Settings, *,
+                 proposer_factory: Callable[[], Proposer] | None = None,
+                 nas_root: Path | None = None) -> None:
+        self.settings = settings
+        self._proposer_factory = proposer_factory or (lambda: make_proposer(settings.proposer))
+        self._nas_root = nas_root
+        self._refs: list[pykka.ActorRef[Any]] = []
+        self.runner: TaskRunner | None = None
+        self._task: Any = None
+
+    def start(self) -> None:
+        s = self.settings
+        try:
+            journal = self._start(JournalActor.start(s.journal_path()))
+            nas = self._start(NASActor.start(self._nas_root)).proxy()
+            decoder = self._start(DecoderActor.start(s.analysis)).proxy()
+            motion = self._start(MotionActor.start(s.analysis, s.motion, s.quality)).proxy()
+            coral = self._start(CoralActor.start(self._proposer_factory)).proxy()
+            coral.load().get(timeout=START_TIMEOUT_S)  # backend errors surface here, clearly
+            scratch = s.scratch_path()
+            self.runner = TaskRunner(s, decoder=decoder, motion=motion, coral=coral, nas=nas,
+                                     record=journal_sink(journal).record, scratch=scratch)
+            self._task = self._start(TaskActor.start(self.runner)).proxy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, ref: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+        self._refs.append(ref)
+        ref.proxy().ping().get(timeout=START_TIMEOUT_S)
+        return ref
+
+    def run(self, spec: TaskSpec, sink: TaskSink | None = None,
+            progress: Progress | None = None) -> TaskOutcome:
+        if self._task is None:
+            raise RuntimeError("Worker.run() before start()")
+        outcome: TaskOutcome = self._task.run(spec, sink, progress).get(timeout=TASK_TIMEOUT_S)
+        return outcome
+
+    def cancel(self) -> None:
+        """Ask the running task to stop at the next chunk (it fails as transient)."""
+        if self.runner is not None:
+            self.runner.cancel.set()
+
+    def stop(self) -> None:
+        for ref in reversed(self._refs):
+            try:
+                ref.stop(block=True, timeout=START_TIMEOUT_S)
+            except pykka.Timeout:
+                logger.error("actor %s did not stop in time", ref)
+            except Exception:
+                logger.exception("stopping actor %s failed", ref)
+        self._refs.clear()
+        self._task = None
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+__all__ = ["Worker"]

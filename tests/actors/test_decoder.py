@@ -1,0 +1,120 @@
+"""The decoder on real video files: the luma fast path, the colour fallback, bounded chunks,
+and every kind of bad video."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from actors.decoder import Decoder, analysis_size
+from platesift.config import AnalysisSettings
+from platesift.errors import NasUnavailableError, VideoError
+from tests.conftest import moving_box_frames, write_video
+
+
+def decode_all(decoder: Decoder) -> list:
+    frames = []
+    while True:
+        chunk = decoder.next_chunk()
+        if chunk.end:
+            return frames
+        frames.extend(chunk.frames)
+
+
+def test_luma_plane_path_decodes_every_frame(small_video: Path) -> None:
+    d = Decoder(AnalysisSettings(width=160))
+    info = d.open(str(small_video), small_video.stat().st_size)
+    assert info.luma_path
+    assert (info.width, info.height, info.fps, info.declared_frames) == (320, 240, 25.0, 40)
+    assert (info.analysis_width, info.analysis_height) == (160, 120)
+    frames = decode_all(d)
+    assert [f.index for f in frames] == list(range(40))
+    assert frames[5].t == pytest.approx(0.2)
+    assert frames[0].full.shape == (240, 320) and frames[0].full.dtype == np.uint8
+    assert frames[0].analysis.shape == (120, 160)
+    # The luma plane matches OpenCV's own colour decode converted to grey (within codec range).
+    cap = cv2.VideoCapture(str(small_video))
+    ok, bgr = cap.read()
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(int)
+    assert ok and np.abs(frames[0].full.astype(int) - grey).mean() < 20
+    d.close()
+
+
+def test_colour_fallback_for_non_planar_sources(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mkv", moving_box_frames(12), fourcc="FFV1")
+    d = Decoder(AnalysisSettings(width=160))
+    info = d.open(str(video), video.stat().st_size)
+    assert not info.luma_path
+    frames = decode_all(d)
+    assert len(frames) == 12 and frames[0].full.shape == (240, 320)
+
+
+def test_chunks_are_sized_by_the_memory_budget(small_video: Path) -> None:
+    d = Decoder(AnalysisSettings(width=160, chunk_mb=4))
+    d.open(str(small_video), small_video.stat().st_size)
+    # 4 MiB / (320*240 + 160*120) bytes = 43 frames -> capped by the 40-frame video
+    assert d.chunk_frames == 43
+    big = Decoder(AnalysisSettings(width=160, chunk_mb=4))
+    assert analysis_size(1920, 1080, 480) == (480, 270)
+    assert analysis_size(320, 240, 480) == (320, 240)  # never upscaled
+    del big
+
+
+def test_not_a_video(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video")
+    with pytest.raises(VideoError, match="not a video"):
+        Decoder(AnalysisSettings()).open(str(bad), bad.stat().st_size)
+
+
+def test_truncated_video_is_a_permanent_error(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(60)]
+    video = write_video(tmp_path / "v.avi", frames, fourcc="MJPG")
+    data = video.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    d = Decoder(AnalysisSettings(width=160))
+    d.open(str(cut), cut.stat().st_size)
+    with pytest.raises(VideoError, match=r"truncated or corrupt: decoded \d+ of 60 frames"):
+        decode_all(d)
+
+
+def test_truncated_mp4_cannot_even_open(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(20))
+    data = video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError):
+        Decoder(AnalysisSettings()).open(str(cut), cut.stat().st_size)
+
+
+def _patch_avi_rate(path: Path, scale: int, rate: int) -> None:
+    data = bytearray(path.read_bytes())
+    at = data.index(b"strh")
+    struct.pack_into("<II", data, at + 28, scale, rate)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("scale", "rate"), [(1, 100000), (1000, 1)])
+def test_absurd_frame_rate(tmp_path: Path, scale: int, rate: int) -> None:
+    video = write_video(tmp_path / "v.avi", moving_box_frames(5), fourcc="MJPG")
+    _patch_avi_rate(video, scale, rate)
+    with pytest.raises(VideoError, match="absurd frame rate"):
+        Decoder(AnalysisSettings()).open(str(video), video.stat().st_size)
+
+
+def test_source_vanishing_mid_read_is_transient(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(60)]
+    video = write_video(tmp_path / "v.avi", frames, fourcc="MJPG")
+    d = Decoder(AnalysisSettings(width=160, chunk_mb=4))
+    d.open(str(video), video.stat().st_size)
+    os.remove(video)  # the NAS went away under us
+    with pytest.raises(NasUnavailableError, match="became unreadable"):
+        decode_all(d)

@@ -1,0 +1,54 @@
+"""Shared fixtures: real video files written with OpenCV, nothing mocked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = 25.0,
+                fourcc: str = "mp4v") -> Path:
+    """Write BGR (or grey) frames to `path` and return it."""
+    it = iter(frames)
+    first = next(it)
+    h, w = first.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot write {path} with {fourcc}")
+    for frame in (first, *it):
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A static textured grey background (BGR)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(60, 180, (h // 8 + 1, w // 8 + 1), dtype=np.uint8)
+    img = cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+
+
+def moving_box_frames(n: int, h: int = 240, w: int = 320, seed: int = 0,
+                      start: int = 10) -> list[np.ndarray]:
+    """A textured background with a bright box crossing from frame `start` on."""
+    bg = textured(h, w, seed)
+    frames = []
+    for i in range(n):
+        f = bg.copy()
+        if i >= start:
+            x = 4 * (i - start)
+            cv2.rectangle(f, (x, h // 3), (x + 60, h // 3 + 40), (240, 240, 240), -1)
+        frames.append(f)
+    return frames
+
+
+@pytest.fixture
+def small_video(tmp_path: Path) -> Path:
+    return write_video(tmp_path / "small.mp4", moving_box_frames(40))

@@ -1,0 +1,83 @@
+"""Settings: file, environment and overrides, and one clear message per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from platesift.config import describe, load_settings
+from platesift.errors import ConfigError
+
+
+def test_defaults_are_valid() -> None:
+    s = load_settings(env={})
+    assert s.analysis.width == 480
+    assert s.proposer.backend == "auto"
+
+
+def test_file_then_env_then_overrides(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[motion]\nthreshold = 30\n[proposer]\nbackend = "none"\n')
+    s = load_settings(cfg, env={"PLATESIFT_MOTION__THRESHOLD": "40"},
+                      overrides=["motion.min_area=0.01"])
+    assert s.motion.threshold == 40.0
+    assert s.motion.min_area == 0.01
+    assert s.proposer.backend == "none"
+    s = load_settings(cfg, env={"PLATESIFT_MOTION__THRESHOLD": "40"},
+                      overrides=["motion.threshold=50"])
+    assert s.motion.threshold == 50.0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("motion.treshold=3", "unknown setting motion.treshold (did you mean motion.threshold?)"),
+        ("motion.threshold=-1", "setting motion.threshold must be at least 1"),
+        ("motion.threshold=abc", "setting motion.threshold must be a number"),
+        ("analysis.width=12.5", "setting analysis.width must be a whole number"),
+        ("proposer.backend=gpu", "setting proposer.backend must be one of auto, opencv, none"),
+        ("output.thumbnails=maybe", "setting output.thumbnails must be true or false"),
+        ("nonsense", "must look like section.key=value"),
+        ("analysis.motion_width=900", "must not exceed analysis.width"),
+    ],
+)
+def test_bad_overrides_name_the_problem(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={}, overrides=[override])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[motion\nthreshold=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad, env={})
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[motion]\nthreshold = "high"\n')
+    with pytest.raises(ConfigError, match="motion.threshold must be a number"):
+        load_settings(wrong, env={})
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[moton]\nthreshold = 3\n")
+    with pytest.raises(ConfigError, match="unknown setting moton.threshold"):
+        load_settings(unknown, env={})
+
+
+def test_bad_environment_value() -> None:
+    with pytest.raises(ConfigError, match="analysis.width must be a whole number"):
+        load_settings(env={"PLATESIFT_ANALYSIS__WIDTH": "wide"})
+
+
+def test_paths_are_not_parameters() -> None:
+    s = load_settings(env={}, overrides=["paths.scratch=/tmp/x"])
+    assert "paths" not in s.effective_parameters()
+    assert s.scratch_path() == Path("/tmp/x")
+
+
+def test_every_setting_is_described() -> None:
+    keys = [k for k, _, doc in describe() if doc]
+    assert len(keys) == len(describe())
+    assert "motion.threshold" in keys
