@@ -26,7 +26,9 @@ import numpy as np
 from platesift.config import MotionSettings
 
 _PEDESTAL = 16.0  # keeps the gain ratio sane in near-black scenes
-_GAIN_LIMITS = (0.4, 2.5)
+_GAIN_LIMITS = (0.25, 4.0)
+_RENORMALISE = (0.8, 1.25)  # beyond this gain the reference exposure is reset
+_FLAT_RANGE = 6.0  # background pixels whose neighbourhood varies less are 'flat'
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class MotionDetector:
         frame = small.astype(np.float32)
         s = self._s
 
+        # The background is kept at a reference exposure; `gain` maps it to this frame's.
         ratio = (frame[::2, ::2] + _PEDESTAL) / (bg[::2, ::2] + _PEDESTAL)
         gain = float(np.clip(np.median(ratio), *_GAIN_LIMITS))
         expected = gain * (bg + _PEDESTAL) - _PEDESTAL
@@ -85,8 +88,11 @@ class MotionDetector:
             low = high = expected
         diff = np.maximum(np.maximum(frame - high, low - frame), 0.0)
 
-        residual = np.abs(frame[::2, ::2] - expected[::2, ::2])
-        noise = 1.4826 * float(np.median(residual))
+        # Noise is measured where the background is flat, so shake and texture do not count.
+        residual = np.abs(frame - expected)[::2, ::2]
+        flat = (high - low)[::2, ::2] < _FLAT_RANGE
+        sample = residual[flat] if np.count_nonzero(flat) > residual.size // 20 else residual
+        noise = 1.4826 * float(np.median(sample))
         threshold = max(s.threshold, s.noise_factor * noise)
 
         mask = (diff > threshold).astype(np.uint8) * 255
@@ -104,10 +110,15 @@ class MotionDetector:
         moving = (keep[labels].astype(np.uint8) * 255) if boxes else np.zeros_like(mask)
         area_fraction = float(np.count_nonzero(moving)) / moving.size
 
-        # Learn: quickly where nothing moves, slowly under moving objects.
+        # Learn (in reference exposure): quickly where nothing moves, slowly under moving
+        # objects, so an exposure change never leaves a stale strip where an object was.
         under = cv2.dilate(moving, self._grow_kernel) > 0
         rate = np.where(under, np.float32(s.foreground_rate), np.float32(s.background_rate))
-        bg += rate * (frame - bg)
+        normalised = (frame + _PEDESTAL) / gain - _PEDESTAL
+        bg += rate * (normalised - bg)
+        if not _RENORMALISE[0] < gain < _RENORMALISE[1]:
+            # The scene's exposure has moved for good: make it the new reference.
+            bg[:] = gain * (bg + _PEDESTAL) - _PEDESTAL
 
         boxes.sort()
         return MotionResult(score=area_fraction, boxes=tuple(boxes), mask=moving)
