@@ -52,7 +52,7 @@ class MotionSettings:
 
 @dataclass(frozen=True)
 class QualitySettings:
-    dark_level: float = _opt(48.0, "the moving region's bright part (p95 luma) must reach this", 0, 255)
+    dark_level: float = _opt(48.0, "the moving region's bright part (p99 luma) must reach this", 0, 255)
     flat_contrast: float = _opt(12.0, "the moving region's contrast (p95-p5) must reach this", 0, 255)
     max_edge_width: float = _opt(4.0, "sharpest edge wider than this (analysis px) = blurry", 0.5, 100)
 

@@ -1,7 +1,7 @@
 """Frame quality where it matters: lighting, contrast and sharpness of the moving region.
 
 A dark night frame with a lit plate on a moving car is not dark, because lighting is the
-bright end (p95) of the moving region, not the frame's mean. Sharpness is the width of the
+bright end (p99) of the moving region, where a lit plate shows, not the frame's mean. Sharpness is the width of the
 sharpest edges, measured separately along x and y, so motion blur (which widens edges along
 the direction of travel only) is caught even though edges across it stay crisp.
 """
@@ -22,7 +22,7 @@ _SHARP_WIDTH = 2.0  # edge width of a perfectly sharp step with a 3x3 Sobel
 class Quality:
     """Measurements of one frame's region of interest."""
 
-    lighting: float  # p95 luma of the region, 0-255
+    lighting: float  # p99 luma of the region, 0-255
     contrast: float  # p95 - p5 luma of the region
     edge_width: float  # width in analysis pixels of the region's sharpest edges (worst axis)
 
@@ -46,13 +46,13 @@ def measure(analysis: np.ndarray, mask: np.ndarray | None, max_width: float) -> 
         region_mask = mask[y1:y2, x1:x2] > 0
     crop = analysis[y1:y2, x1:x2]
     values = crop[region_mask]
-    p5, p95 = np.percentile(values, (5, 95))
+    p5, p95, p99 = np.percentile(values, (5, 95, 99))
     contrast = float(p95 - p5)
     width = max(
         _edge_width(crop, region_mask, axis=0, contrast=contrast, max_width=max_width),
         _edge_width(crop, region_mask, axis=1, contrast=contrast, max_width=max_width),
     )
-    return Quality(lighting=float(p95), contrast=contrast, edge_width=width)
+    return Quality(lighting=float(p99), contrast=contrast, edge_width=width)
 
 
 def _edge_width(crop: np.ndarray, region: np.ndarray, axis: int, contrast: float,
