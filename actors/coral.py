@@ -29,8 +29,9 @@ class RegionProposals:
     def describe(self) -> dict[str, str | None]:
         return {"backend": self.proposer.backend, "model": self.proposer.model}
 
-    def propose(self, batch: Sequence[tuple[np.ndarray, tuple[Box, ...]]]
-                ) -> tuple[tuple[Proposal, ...], ...]:
+    def propose(
+        self, batch: Sequence[tuple[np.ndarray, tuple[Box, ...]]]
+    ) -> tuple[tuple[Proposal, ...], ...]:
         return tuple(tuple(self.proposer.propose(luma, rois)) for luma, rois in batch)
 
     def close(self) -> None:
@@ -58,8 +59,9 @@ class CoralActor(pykka.ThreadingActor):
         assert self._logic is not None
         return self._logic.describe()
 
-    def propose(self, batch: Sequence[tuple[np.ndarray, tuple[Box, ...]]]
-                ) -> tuple[tuple[Proposal, ...], ...]:
+    def propose(
+        self, batch: Sequence[tuple[np.ndarray, tuple[Box, ...]]]
+    ) -> tuple[tuple[Proposal, ...], ...]:
         assert self._logic is not None
         return self._logic.propose(batch)
 

@@ -26,8 +26,19 @@ from platesift.errors import NasUnavailableError, VideoError
 logger = logging.getLogger(__name__)
 
 # Raw pixel formats whose first plane is luma (FourCC of AVPixelFormat as OpenCV reports it).
-_LUMA_FORMATS = {b"I420", b"YV12", b"NV12", b"NV21", b"Y800", b"J420", b"Y42B", b"444P",
-                 b"J422", b"J444", b"YUY2"}
+_LUMA_FORMATS = {
+    b"I420",
+    b"YV12",
+    b"NV12",
+    b"NV21",
+    b"Y800",
+    b"J420",
+    b"Y42B",
+    b"444P",
+    b"J422",
+    b"J444",
+    b"YUY2",
+}
 MIN_FPS, MAX_FPS = 0.1, 1000.0
 MAX_DURATION_S = 7 * 24 * 3600.0  # a week of video in one file is absurd
 TRUNCATION_TOLERANCE = 0.05  # fewer than 95% of the declared frames decodable = truncated
@@ -106,8 +117,14 @@ class Decoder:
         self._next_index = 0
         self._ended = False
         self._info = VideoInfo(
-            path=path, size=size, width=width, height=height, fps=fps,
-            declared_frames=int(declared), analysis_width=aw, analysis_height=ah,
+            path=path,
+            size=size,
+            width=width,
+            height=height,
+            fps=fps,
+            declared_frames=int(declared),
+            analysis_width=aw,
+            analysis_height=ah,
             luma_path=luma,
         )
         return self._info
@@ -132,6 +149,7 @@ class Decoder:
         info = self._info
         frames: list[Frame] = []
         while len(frames) < self._chunk_frames and not self._ended:
+            full: np.ndarray | None
             if self._pending is not None:
                 full, self._pending = self._pending, None
             else:
@@ -140,16 +158,16 @@ class Decoder:
                 self._ended = True
                 self._check_complete()
                 break
-            analysis = cv2.resize(full, (info.analysis_width, info.analysis_height),
-                                  interpolation=cv2.INTER_AREA)
+            analysis = cv2.resize(
+                full, (info.analysis_width, info.analysis_height), interpolation=cv2.INTER_AREA
+            )
             index = self._next_index
             frames.append(Frame(index=index, t=index / info.fps, analysis=analysis, full=full))
             self._next_index += 1
         return Chunk(frames=tuple(frames))
 
     @staticmethod
-    def _read_raw(cap: cv2.VideoCapture, luma: bool, width: int,
-                  height: int) -> np.ndarray | None:
+    def _read_raw(cap: cv2.VideoCapture, luma: bool, width: int, height: int) -> np.ndarray | None:
         ok, raw = cap.read()
         if not ok or raw is None:
             return None
@@ -167,7 +185,11 @@ class Decoder:
         decoded = self._next_index
         self._raise_if_gone(info.path, info.size)
         expected = info.declared_frames
-        if expected > 0 and decoded < expected * (1 - TRUNCATION_TOLERANCE) and expected - decoded > 2:
+        if (
+            expected > 0
+            and decoded < expected * (1 - TRUNCATION_TOLERANCE)
+            and expected - decoded > 2
+        ):
             raise VideoError(
                 f"{info.path} is truncated or corrupt: decoded {decoded} of {expected} frames"
             )

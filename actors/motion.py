@@ -23,8 +23,9 @@ from platesift.quality import measure
 class FrameFilter:
     """Judges the frames of one video, chunk after chunk, in order."""
 
-    def __init__(self, analysis: AnalysisSettings, motion: MotionSettings,
-                 quality: QualitySettings) -> None:
+    def __init__(
+        self, analysis: AnalysisSettings, motion: MotionSettings, quality: QualitySettings
+    ) -> None:
         self._analysis = analysis
         self._motion = motion
         self._quality = quality
@@ -36,15 +37,18 @@ class FrameFilter:
         """Forget the previous video; the next chunk seeds a new background."""
         self._info = info
         self._detector = MotionDetector(self._motion)
-        self._motion_size = analysis_size(info.analysis_width, info.analysis_height,
-                                          self._analysis.motion_width)
+        self._motion_size = analysis_size(
+            info.analysis_width, info.analysis_height, self._analysis.motion_width
+        )
 
     def judge(self, chunk: Chunk) -> tuple[Verdict, ...]:
         if self._info is None:
             raise RuntimeError("FrameFilter.judge() called before start()")
         info = self._info
-        small = [cv2.resize(f.analysis, self._motion_size, interpolation=cv2.INTER_AREA)
-                 for f in chunk.frames]
+        small = [
+            cv2.resize(f.analysis, self._motion_size, interpolation=cv2.INTER_AREA)
+            for f in chunk.frames
+        ]
         if not self._detector.ready and small:
             self._detector.bootstrap(small)
         mw, mh = self._motion_size
@@ -54,11 +58,15 @@ class FrameFilter:
         for frame, img in zip(chunk.frames, small):
             result = self._detector.detect(img)
             if not result.moving:
-                verdicts.append(Verdict(index=frame.index, reason="static",
-                                        lighting=0.0, blur=0.0, motion=0.0))
+                verdicts.append(
+                    Verdict(index=frame.index, reason="static", lighting=0.0, blur=0.0, motion=0.0)
+                )
                 continue
-            mask = cv2.resize(result.mask, (info.analysis_width, info.analysis_height),
-                              interpolation=cv2.INTER_NEAREST)
+            mask = cv2.resize(
+                result.mask,
+                (info.analysis_width, info.analysis_height),
+                interpolation=cv2.INTER_NEAREST,
+            )
             quality = measure(frame.analysis, mask, q.max_edge_width)
             if quality.lighting < q.dark_level:
                 reason: str | None = "dark"
@@ -69,15 +77,22 @@ class FrameFilter:
             else:
                 reason = None
             rois = tuple(_scale_box(b, sx, sy, info.width, info.height) for b in result.boxes)
-            verdicts.append(Verdict(
-                index=frame.index, reason=reason, lighting=quality.lighting,
-                blur=quality.clarity, motion=result.score, rois=rois,
-            ))
+            verdicts.append(
+                Verdict(
+                    index=frame.index,
+                    reason=reason,
+                    lighting=quality.lighting,
+                    blur=quality.clarity,
+                    motion=result.score,
+                    rois=rois,
+                )
+            )
         return tuple(verdicts)
 
 
-def _scale_box(box: tuple[int, int, int, int], sx: float, sy: float, width: int,
-               height: int) -> Box:
+def _scale_box(
+    box: tuple[int, int, int, int], sx: float, sy: float, width: int, height: int
+) -> Box:
     x1, y1, x2, y2 = box
     return (
         max(0, math.floor(x1 * sx)),
@@ -90,8 +105,9 @@ def _scale_box(box: tuple[int, int, int, int], sx: float, sy: float, width: int,
 class MotionActor(pykka.ThreadingActor):
     """Runs a `FrameFilter` in its own thread."""
 
-    def __init__(self, analysis: AnalysisSettings, motion: MotionSettings,
-                 quality: QualitySettings) -> None:
+    def __init__(
+        self, analysis: AnalysisSettings, motion: MotionSettings, quality: QualitySettings
+    ) -> None:
         super().__init__()
         self.filter = FrameFilter(analysis, motion, quality)
 

@@ -15,8 +15,6 @@ the task is simply pulled again later.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -97,8 +95,9 @@ class TaskRunner:
 
     # --- the task -------------------------------------------------------------------------------
 
-    def run(self, spec: TaskSpec, sink: TaskSink | None = None,
-            progress: Progress | None = None) -> TaskOutcome:
+    def run(
+        self, spec: TaskSpec, sink: TaskSink | None = None, progress: Progress | None = None
+    ) -> TaskOutcome:
         sink = sink or LocalSink()
         started = time.monotonic()
         self.model.task_id, self.model.attempt = spec.task_id, spec.attempt
@@ -111,7 +110,7 @@ class TaskRunner:
             info = self.decoder.open(spec.source, size).get(timeout=DECODE_TIMEOUT_S)
             self.motion.start_video(info).get(timeout=ACTOR_TIMEOUT_S)
             proposer = self.coral.describe().get(timeout=ACTOR_TIMEOUT_S)
-            staging = Staging(self.scratch, _staging_key(spec))
+            staging = Staging(self.scratch, spec.task_id)
             counts = self._process(spec, info.declared_frames, staging, progress)
             self.model.publish(**counts)
             heavy, manifest_sha = self._commit(spec, info, proposer, counts, staging)
@@ -119,9 +118,15 @@ class TaskRunner:
             self.model.complete(manifest_sha256=manifest_sha)
             sink.complete("done", {"manifest_sha256": manifest_sha})
             self.model.finish(outcome="done")
-            return TaskOutcome(task_id=spec.task_id, outcome="done", counts=counts,
-                               manifest_sha256=manifest_sha, heavy_task=heavy, dest=spec.dest,
-                               seconds=time.monotonic() - started)
+            return TaskOutcome(
+                task_id=spec.task_id,
+                outcome="done",
+                counts=counts,
+                manifest_sha256=manifest_sha,
+                heavy_task=heavy,
+                dest=spec.dest,
+                seconds=time.monotonic() - started,
+            )
         except PermanentError as exc:
             return self._rejected(spec, sink, exc, started)
         except Exception as exc:
@@ -129,20 +134,23 @@ class TaskRunner:
         finally:
             self._cleanup(staging)
 
-    def _process(self, spec: TaskSpec, declared: int, staging: Staging,
-                 progress: Progress | None) -> dict[str, Any]:
+    def _process(
+        self, spec: TaskSpec, declared: int, staging: Staging, progress: Progress | None
+    ) -> dict[str, Any]:
         runs = artifacts.RejectionRuns()
         rejected = dict.fromkeys(REJECTION_REASONS, 0)
         decoded = kept = regions = frames_with_regions = 0
-        pending = deque(self.decoder.next_chunk()
-                        for _ in range(self.settings.analysis.prefetch_chunks))
+        pending = deque(
+            self.decoder.next_chunk() for _ in range(self.settings.analysis.prefetch_chunks)
+        )
         chunk_no = 0
         while True:
             self.model.extract(chunk=chunk_no)
             if self.cancel.is_set():
                 raise CancelledError("task cancelled")
-            chunk = _get(pending.popleft(), DECODE_TIMEOUT_S, NasUnavailableError,
-                         "decoding stalled")
+            chunk = _get(
+                pending.popleft(), DECODE_TIMEOUT_S, NasUnavailableError, "decoding stalled"
+            )
             if chunk.end:
                 break
             pending.append(self.decoder.next_chunk())
@@ -161,11 +169,16 @@ class TaskRunner:
             if keep:
                 self.model.propose(chunk=chunk_no, kept=len(keep))
                 batch = [(frame.full, verdict.rois) for frame, verdict in keep]
-                proposals = _get(self.coral.propose(batch), ACTOR_TIMEOUT_S,
-                                 ProposerUnavailableError, "the proposer stopped answering")
+                proposals = _get(
+                    self.coral.propose(batch),
+                    ACTOR_TIMEOUT_S,
+                    ProposerUnavailableError,
+                    "the proposer stopped answering",
+                )
                 for (frame, verdict), found in zip(keep, proposals):
-                    record = self._kept_frame(frame.index, frame.t, frame.full, verdict, found,
-                                              staging)
+                    record = self._kept_frame(
+                        frame.index, frame.t, frame.full, verdict, found, staging
+                    )
                     staging.append_frame(artifacts.frame_line(record))
                     kept += 1
                     regions += len(record.regions)
@@ -187,33 +200,63 @@ class TaskRunner:
             "frames_with_regions": frames_with_regions,
         }
 
-    def _kept_frame(self, index: int, t: float, luma: Any, verdict: Verdict,
-                    found: tuple[Any, ...], staging: Staging) -> KeptFrame:
+    def _kept_frame(
+        self,
+        index: int,
+        t: float,
+        luma: Any,
+        verdict: Verdict,
+        found: tuple[Any, ...],
+        staging: Staging,
+    ) -> KeptFrame:
         cam, out, q = self.settings.camera, self.settings.output, self.settings.quality
         regions = []
         for i, proposal in enumerate(found):
             thumb = None
             if out.thumbnails:
                 thumb = artifacts.thumb_name(index, i)
-                staging.write_thumb(thumb, encode_thumb(
-                    luma, proposal.box, margin=out.thumb_margin,
-                    max_width=out.thumb_max_width, quality=out.jpeg_quality))
-            regions.append(Region(
-                box=proposal.box, score=round(float(proposal.score), 4),
-                distance_m=distance_m(proposal.box, cam.focal_length_px, cam.plate_width_m),
-                thumb=thumb,
-            ))
+                staging.write_thumb(
+                    thumb,
+                    encode_thumb(
+                        luma,
+                        proposal.box,
+                        margin=out.thumb_margin,
+                        max_width=out.thumb_max_width,
+                        quality=out.jpeg_quality,
+                    ),
+                )
+            regions.append(
+                Region(
+                    box=proposal.box,
+                    score=round(float(proposal.score), 4),
+                    distance_m=distance_m(proposal.box, cam.focal_length_px, cam.plate_width_m),
+                    thumb=thumb,
+                )
+            )
         best = max((r.score for r in regions), default=None)
         return KeptFrame(
-            index=index, t=t, lighting=verdict.lighting, blur=verdict.blur,
+            index=index,
+            t=t,
+            lighting=verdict.lighting,
+            blur=verdict.blur,
             motion=verdict.motion,
-            confidence=confidence(lighting=verdict.lighting, dark_level=q.dark_level,
-                                  clarity=verdict.blur, best_score=best),
+            confidence=confidence(
+                lighting=verdict.lighting,
+                dark_level=q.dark_level,
+                clarity=verdict.blur,
+                best_score=best,
+            ),
             regions=tuple(regions),
         )
 
-    def _commit(self, spec: TaskSpec, info: Any, proposer: dict[str, Any],
-                counts: dict[str, Any], staging: Staging) -> tuple[dict[str, Any], str]:
+    def _commit(
+        self,
+        spec: TaskSpec,
+        info: Any,
+        proposer: dict[str, Any],
+        counts: dict[str, Any],
+        staging: Staging,
+    ) -> tuple[dict[str, Any], str]:
         heavy = {
             "type": spec.heavy_task_type,
             "payload": {
@@ -225,11 +268,15 @@ class TaskRunner:
             },
         }
         staging.write_heavy_task(artifacts.manifest_json(heavy))
-        fields = {
+        fields: dict[str, Any] = {
             "task_id": spec.task_id,
             "source": {"path": spec.source_name, "size": info.size},
-            "video": {"width": info.width, "height": info.height, "fps": round(info.fps, 6),
-                      "frame_count": counts["decoded"]},
+            "video": {
+                "width": info.width,
+                "height": info.height,
+                "fps": round(info.fps, 6),
+                "frame_count": counts["decoded"],
+            },
             "analysis": {"width": info.analysis_width, "height": info.analysis_height},
             "parameters": self.settings.effective_parameters(),
             "proposer": proposer,
@@ -237,15 +284,15 @@ class TaskRunner:
             "extra": {"metadata": spec.metadata} if spec.metadata else None,
         }
         manifest = artifacts.build_manifest(**fields)
-        _, manifest_sha = self.nas.commit(staging, spec.dest, manifest).get(
-            timeout=ACTOR_TIMEOUT_S)
+        _, manifest_sha = self.nas.commit(staging, spec.dest, manifest).get(timeout=ACTOR_TIMEOUT_S)
         heavy["payload"]["manifest_sha256"] = manifest_sha  # type: ignore[index]
         return heavy, manifest_sha
 
     # --- endings ----------------------------------------------------------------------------------
 
-    def _rejected(self, spec: TaskSpec, sink: TaskSink, exc: PlatesiftError,
-                  started: float) -> TaskOutcome:
+    def _rejected(
+        self, spec: TaskSpec, sink: TaskSink, exc: PlatesiftError, started: float
+    ) -> TaskOutcome:
         self.model.reject(error=exc.message, kind=exc.kind)
         try:
             sink.complete("rejected", {"error": exc.message, "kind": exc.kind})
@@ -253,9 +300,14 @@ class TaskRunner:
             return self._failed(spec, sink_exc, started)
         self.model.finish(outcome="rejected")
         self._note(spec, "outcome", "rejected", {"error": exc.message, "kind": exc.kind})
-        return TaskOutcome(task_id=spec.task_id, outcome="rejected", detail=exc.message,
-                           error_kind=exc.kind, dest=spec.dest,
-                           seconds=time.monotonic() - started)
+        return TaskOutcome(
+            task_id=spec.task_id,
+            outcome="rejected",
+            detail=exc.message,
+            error_kind=exc.kind,
+            dest=spec.dest,
+            seconds=time.monotonic() - started,
+        )
 
     def _failed(self, spec: TaskSpec, exc: BaseException, started: float) -> TaskOutcome:
         if isinstance(exc, PlatesiftError):
@@ -266,13 +318,28 @@ class TaskRunner:
         if self.model.state.value != "IDLE":
             self.model.fail(error=message, kind=kind)
         self._note(spec, "outcome", "failed", {"error": message, "kind": kind})
-        return TaskOutcome(task_id=spec.task_id, outcome="failed", detail=message,
-                           error_kind=kind, dest=spec.dest, seconds=time.monotonic() - started)
+        return TaskOutcome(
+            task_id=spec.task_id,
+            outcome="failed",
+            detail=message,
+            error_kind=kind,
+            dest=spec.dest,
+            seconds=time.monotonic() - started,
+        )
 
     def _note(self, spec: TaskSpec, kind: str, event: str, detail: dict[str, Any]) -> None:
         state = self.model.state.value
-        self.record(JournalEntry(task_id=spec.task_id, attempt=spec.attempt, kind=kind,
-                                 event=event, source=state, dest=state, detail=detail))
+        self.record(
+            JournalEntry(
+                task_id=spec.task_id,
+                attempt=spec.attempt,
+                kind=kind,
+                event=event,
+                source=state,
+                dest=state,
+                detail=detail,
+            )
+        )
 
     def _cleanup(self, staging: Staging | None) -> None:
         try:
@@ -290,10 +357,6 @@ def _get(future: Any, timeout: float, error: type[PlatesiftError], message: str)
         raise error(f"{message} (no answer within {timeout:g} s)") from None
 
 
-def _staging_key(spec: TaskSpec) -> str:
-    return hashlib.sha256(f"{spec.task_id}\0{spec.attempt}".encode()).hexdigest()[:16]
-
-
 class TaskActor(pykka.ThreadingActor):
     """Runs one task at a time. `cancel` is an event set from outside (shutdown, lost lease)."""
 
@@ -304,13 +367,10 @@ class TaskActor(pykka.ThreadingActor):
     def ping(self) -> bool:
         return True
 
-    def run(self, spec: TaskSpec, sink: TaskSink | None = None,
-            progress: Progress | None = None) -> TaskOutcome:
+    def run(
+        self, spec: TaskSpec, sink: TaskSink | None = None, progress: Progress | None = None
+    ) -> TaskOutcome:
         return self.runner.run(spec, sink, progress)
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 __all__ = ["LocalSink", "TaskActor", "TaskRunner", "TaskSink"]

@@ -71,11 +71,10 @@ def build_machine(model: TaskModel, record: Recorder) -> Machine:
             )
         )
 
-    # transitions' own annotations are loose; the list of dicts is its documented format.
     return Machine(
         model=model,
         states=State,
-        transitions=TRANSITIONS,  # type: ignore[arg-type]
+        transitions=TRANSITIONS,
         initial=State.IDLE,
         auto_transitions=False,
         send_event=True,

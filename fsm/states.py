@@ -33,8 +33,13 @@ TRANSITIONS: list[dict[str, object]] = [
     # A permanent failure: the input can never succeed, report it as rejected.
     {
         "trigger": "reject",
-        "source": [State.PULLED, State.EXTRACTING, State.FILTERING, State.PROPOSING,
-                   State.PUBLISHING],
+        "source": [
+            State.PULLED,
+            State.EXTRACTING,
+            State.FILTERING,
+            State.PROPOSING,
+            State.PUBLISHING,
+        ],
         "dest": State.COMPLETING,
     },
     {"trigger": "finish", "source": State.COMPLETING, "dest": State.IDLE},

@@ -1,1 +1,35 @@
 """The local SQLite event journal: diagnostics only, never read to decide anything."""
+
+from journal.actor import (
+    ActorJournalSink,
+    JournalActor,
+    JournalActorProxy,
+    JournalSink,
+    MemoryJournal,
+    NullJournal,
+    journal_sink,
+)
+from journal.entry import KINDS, JournalEntry, TaskSummary, now_iso
+from journal.report import format_detail, format_events, format_tasks
+from journal.store import SCHEMA_VERSION, Journal, JournalMissingError, JournalStats
+
+__all__ = [
+    "KINDS",
+    "SCHEMA_VERSION",
+    "ActorJournalSink",
+    "Journal",
+    "JournalActor",
+    "JournalActorProxy",
+    "JournalEntry",
+    "JournalMissingError",
+    "JournalSink",
+    "JournalStats",
+    "MemoryJournal",
+    "NullJournal",
+    "TaskSummary",
+    "format_detail",
+    "format_events",
+    "format_tasks",
+    "journal_sink",
+    "now_iso",
+]

@@ -169,7 +169,7 @@ def build_manifest(
     parameters: Mapping[str, Any],
     proposer: Mapping[str, Any],
     counts: Mapping[str, Any],
-    files: Mapping[str, Mapping[str, Any]],
+    files: Mapping[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest's fields. Keys (each section may hold more than listed):
@@ -182,7 +182,7 @@ def build_manifest(
     - `proposer`: `backend`, `model` (see `models.proposer.Proposer`).
     - `counts`: `decoded`, `kept`, `rejected` ({reason: frames} for every reason), `regions`.
     - `files`: {relative name: {`size`, `sha256`}} of every other file; `actors.nas.commit`
-      fills it from the bytes it actually wrote, so callers may pass `{}`.
+      fills it from the bytes it actually wrote, so callers may leave it out (None: `{}`).
     - `extra`: more top-level keys; may not shadow the ones above.
 
     Raises ValueError when a documented key is missing.
@@ -210,7 +210,7 @@ def build_manifest(
         "parameters": dict(parameters),
         "proposer": dict(proposer),
         "counts": dict(counts),
-        "files": {name: dict(entry) for name, entry in files.items()},
+        "files": {name: dict(entry) for name, entry in (files or {}).items()},
     }
     for key, value in (extra or {}).items():
         if key in manifest:

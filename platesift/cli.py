@@ -36,14 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     def settings_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", metavar="FILE", help="TOML settings file")
-        p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                       dest="overrides", help="override one setting, e.g. motion.threshold=25")
+        p.add_argument(
+            "--set",
+            metavar="KEY=VALUE",
+            action="append",
+            default=[],
+            dest="overrides",
+            help="override one setting, e.g. motion.threshold=25",
+        )
 
     p = sub.add_parser("preprocess", help="preprocess one video locally (no server)")
     p.add_argument("video", help="source video file")
     p.add_argument("--out", required=True, metavar="DIR", help="artifact directory")
-    p.add_argument("--proposer", choices=("auto", "opencv", "none"),
-                   help="region proposer backend (default: proposer.backend setting)")
+    p.add_argument(
+        "--proposer",
+        choices=("auto", "opencv", "none"),
+        help="region proposer backend (default: proposer.backend setting)",
+    )
     p.add_argument("--task-id", help="task id recorded in the manifest (default: video name)")
     settings_args(p)
 
@@ -88,8 +97,12 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     settings = _settings(args, extra)
     video = Path(args.video)
     source = os.path.abspath(video)
-    spec = TaskSpec(task_id=args.task_id or video.stem or "video", source=source,
-                    source_name=source, dest=os.path.abspath(args.out))
+    spec = TaskSpec(
+        task_id=args.task_id or video.stem or "video",
+        source=source,
+        source_name=source,
+        dest=os.path.abspath(args.out),
+    )
     bar = ProgressBar()
     with Worker(settings) as worker:
         outcome = worker.run(spec, progress=bar)
@@ -120,30 +133,31 @@ def _print_summary(outcome: object) -> None:
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
-    from journal import Journal, format_events, format_tasks
+    from journal import Journal, JournalMissingError, format_events, format_tasks
 
     settings = _settings(args)
-    journal = Journal(settings.journal_path())
-    journal.open_readonly()
     try:
+        journal = Journal.open_existing(settings.journal_path())
+    except JournalMissingError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    with journal:
         if args.journal_command == "tasks":
             print(format_tasks(journal.tasks(limit=args.limit)))
         elif args.journal_command == "show":
             events = journal.events(args.task)
             if not events:
                 return _fail(f"no task {args.task!r} in the journal", EXIT_USAGE)
-            print(format_events(events))
+            print(format_events(events, with_task=False))
         else:
             print(format_events(journal.tail(args.n)))
-    finally:
-        journal.close()
     return EXIT_OK
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    effective = {f"{s}.{k}": v for s, d in settings.effective_parameters().items()
-                 for k, v in d.items()}
+    effective = {
+        f"{s}.{k}": v for s, d in settings.effective_parameters().items() for k, v in d.items()
+    }
     for key, default, doc in describe():
         value = effective.get(key)
         now = "" if value is None or repr(value) == default else f"  (now {value!r})"
@@ -160,7 +174,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"rendering a sample street scene to {video} ...")
     truth = render(preset("demo"), video)
     (out / "street.truth.json").write_text(truth.to_json())
-    args.video, args.out, args.proposer, args.task_id = str(video), str(out / "artifacts"), None, "demo"
+    args.video, args.out, args.proposer, args.task_id = (
+        str(video),
+        str(out / "artifacts"),
+        None,
+        "demo",
+    )
     code = cmd_preprocess(args)
     if code == EXIT_OK:
         print(f"\nopen {out / 'artifacts'}: manifest.json, frames.jsonl, rejections.jsonl, thumbs/")
@@ -171,8 +190,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from sim.scenes import PRESETS, preset, render
 
     if args.preset not in PRESETS:
-        return _fail(f"unknown preset {args.preset!r} (choose from {', '.join(PRESETS)})",
-                     EXIT_USAGE)
+        return _fail(
+            f"unknown preset {args.preset!r} (choose from {', '.join(PRESETS)})", EXIT_USAGE
+        )
     overrides: dict[str, object] = {}
     if args.seconds is not None:
         overrides["seconds"] = args.seconds
@@ -181,8 +201,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
     truth = render(preset(args.preset, **overrides), args.out)
     if args.truth:
         Path(args.truth).write_text(truth.to_json())
-    print(f"{args.out}: {len(truth.frames)} frames, {len(truth.moving_frames())} with motion, "
-          f"{len(truth.readable_plate_frames())} with a readable plate")
+    print(
+        f"{args.out}: {len(truth.frames)} frames, {len(truth.moving_frames())} with motion, "
+        f"{len(truth.readable_plate_frames())} with a readable plate"
+    )
     return EXIT_OK
 
 
@@ -202,8 +224,10 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -26,8 +26,13 @@ else:  # pragma: no cover - exercised on the Jetson's Python 3.10
 ENV_PREFIX = "PLATESIFT_"
 
 
-def _opt(default: Any, doc: str, lo: float | None = None, hi: float | None = None,
-         choices: tuple[str, ...] = ()) -> Any:
+def _opt(
+    default: Any,
+    doc: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[str, ...] = (),
+) -> Any:
     return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi, "choices": choices})
 
 
@@ -52,9 +57,15 @@ class MotionSettings:
 
 @dataclass(frozen=True)
 class QualitySettings:
-    dark_level: float = _opt(48.0, "the moving region's bright part (p99 luma) must reach this", 0, 255)
-    flat_contrast: float = _opt(12.0, "the moving region's contrast (p95-p5) must reach this", 0, 255)
-    max_edge_width: float = _opt(4.0, "sharpest edge wider than this (analysis px) = blurry", 0.5, 100)
+    dark_level: float = _opt(
+        48.0, "the moving region's bright part (p99 luma) must reach this", 0, 255
+    )
+    flat_contrast: float = _opt(
+        12.0, "the moving region's contrast (p95-p5) must reach this", 0, 255
+    )
+    max_edge_width: float = _opt(
+        4.0, "sharpest edge wider than this (analysis px) = blurry", 0.5, 100
+    )
 
 
 @dataclass(frozen=True)
@@ -66,14 +77,18 @@ class ProposerSettings:
 
 @dataclass(frozen=True)
 class CameraSettings:
-    focal_length_px: float = _opt(0.0, "focal length in source pixels; 0 = unknown (no distance)", 0, 1e6)
+    focal_length_px: float = _opt(
+        0.0, "focal length in source pixels; 0 = unknown (no distance)", 0, 1e6
+    )
     plate_width_m: float = _opt(0.52, "physical plate width in metres", 0.05, 2)
 
 
 @dataclass(frozen=True)
 class OutputSettings:
     thumbnails: bool = _opt(True, "write a JPEG crop of every proposed region")
-    thumb_margin: float = _opt(0.2, "margin around a region in its thumbnail, fraction of size", 0, 2)
+    thumb_margin: float = _opt(
+        0.2, "margin around a region in its thumbnail, fraction of size", 0, 2
+    )
     thumb_max_width: int = _opt(256, "thumbnails wider than this are scaled down", 16, 4096)
     jpeg_quality: int = _opt(90, "JPEG quality of thumbnails", 10, 100)
 
@@ -151,7 +166,9 @@ def _coerce(key: str, fld: dataclasses.Field[Any], value: Any, from_text: bool) 
         raise ConfigError(f"setting {key} must be text, got {value!r}")
     meta = fld.metadata
     if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"setting {key} must be one of {', '.join(meta['choices'])}, got {value!r}")
+        raise ConfigError(
+            f"setting {key} must be one of {', '.join(meta['choices'])}, got {value!r}"
+        )
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and value < lo:
         raise ConfigError(f"setting {key} must be at least {lo:g}, got {value!r}")
@@ -218,7 +235,7 @@ def load_settings(
     environ = os.environ if env is None else env
     for var in sorted(environ):
         if var.startswith(ENV_PREFIX) and "__" in var:
-            section, _, name = var[len(ENV_PREFIX):].lower().partition("__")
+            section, _, name = var[len(ENV_PREFIX) :].lower().partition("__")
             if section in _sections():
                 builder.set(f"{section}.{name}", environ[var], from_text=True)
     for item in overrides:
@@ -244,8 +261,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):
-            raise _unknown(section) if section not in _sections() else ConfigError(
-                f"config file {path}: [{section}] must be a table"
+            raise (
+                _unknown(section)
+                if section not in _sections()
+                else ConfigError(f"config file {path}: [{section}] must be a table")
             )
         for name, value in table.items():
             flat[f"{section}.{name}"] = value

@@ -13,8 +13,9 @@ def distance_m(box: Box, focal_length_px: float, plate_width_m: float) -> float 
     return round(focal_length_px * plate_width_m / width_px, 2)
 
 
-def confidence(*, lighting: float, dark_level: float, clarity: float,
-               best_score: float | None) -> float:
+def confidence(
+    *, lighting: float, dark_level: float, clarity: float, best_score: float | None
+) -> float:
     """How likely this frame shows a readable plate, in [0, 1].
 
     The product of three factors: the best region's score (0.3 when no region was proposed,

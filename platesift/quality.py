@@ -1,9 +1,10 @@
 """Frame quality where it matters: lighting, contrast and sharpness of the moving region.
 
 A dark night frame with a lit plate on a moving car is not dark, because lighting is the
-bright end (p99) of the moving region, where a lit plate shows, not the frame's mean. Sharpness is the width of the
-sharpest edges, measured separately along x and y, so motion blur (which widens edges along
-the direction of travel only) is caught even though edges across it stay crisp.
+bright end (p99) of the moving region, where a lit plate shows, not the frame's mean.
+Sharpness is the width of the sharpest edges, measured separately along x and y, so motion
+blur (which widens edges along the direction of travel only) is caught even though edges
+across it stay crisp.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def measure(analysis: np.ndarray, mask: np.ndarray | None, max_width: float) -> 
     return Quality(lighting=float(p99), contrast=contrast, edge_width=width)
 
 
-def _edge_width(crop: np.ndarray, region: np.ndarray, axis: int, contrast: float,
-                max_width: float) -> float:
+def _edge_width(
+    crop: np.ndarray, region: np.ndarray, axis: int, contrast: float, max_width: float
+) -> float:
     """Typical width of the steepest edges along one axis (0 = along x, 1 = along y)."""
     reach = int(np.ceil(3 * max_width)) + 1
     if axis == 0:
@@ -72,7 +74,7 @@ def _edge_width(crop: np.ndarray, region: np.ndarray, axis: int, contrast: float
     s = slope[valid]
     r = step[valid]
     n = max(8, int(len(s) * _STRONGEST))
-    top = np.argpartition(s, -min(n, len(s)))[-min(n, len(s)):]
+    top = np.argpartition(s, -min(n, len(s)))[-min(n, len(s)) :]
     width = np.median(r[top] / np.maximum(s[top], 1e-3))
     return float(min(width, 2 * reach + 1))
 

@@ -18,11 +18,12 @@ def crop_with_margin(luma: np.ndarray, box: Box, margin: float) -> np.ndarray:
     mx = round((x2 - x1) * margin)
     my = round((y2 - y1) * margin)
     h, w = luma.shape[:2]
-    return luma[max(0, y1 - my):min(h, y2 + my), max(0, x1 - mx):min(w, x2 + mx)]
+    return luma[max(0, y1 - my) : min(h, y2 + my), max(0, x1 - mx) : min(w, x2 + mx)]
 
 
-def encode_thumb(luma: np.ndarray, box: Box, *, margin: float, max_width: int,
-                 quality: int) -> bytes:
+def encode_thumb(
+    luma: np.ndarray, box: Box, *, margin: float, max_width: int, quality: int
+) -> bytes:
     """Deterministic JPEG bytes of one region's thumbnail."""
     crop = crop_with_margin(luma, box, margin)
     if crop.size == 0:

@@ -18,7 +18,7 @@ from actors.messages import TaskOutcome, TaskSpec
 from actors.motion import MotionActor
 from actors.nas import NASActor
 from actors.task import Progress, TaskActor, TaskRunner, TaskSink
-from journal import JournalActor, journal_sink
+from journal import Journal, JournalActor, journal_sink
 from models.proposer import Proposer
 from models.registry import make_proposer
 from platesift.config import Settings
@@ -32,9 +32,13 @@ TASK_TIMEOUT_S = 7 * 24 * 3600.0
 class Worker:
     """One running set of actors: Journal, NAS, Decoder, Motion, Coral and Task."""
 
-    def __init__(self, settings: Settings, *,
-                 proposer_factory: Callable[[], Proposer] | None = None,
-                 nas_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        proposer_factory: Callable[[], Proposer] | None = None,
+        nas_root: Path | None = None,
+    ) -> None:
         self.settings = settings
         self._proposer_factory = proposer_factory or (lambda: make_proposer(settings.proposer))
         self._nas_root = nas_root
@@ -45,15 +49,22 @@ class Worker:
     def start(self) -> None:
         s = self.settings
         try:
-            journal = self._start(JournalActor.start(s.journal_path()))
+            journal = self._start(JournalActor.start(Journal(s.journal_path())))
             nas = self._start(NASActor.start(self._nas_root)).proxy()
             decoder = self._start(DecoderActor.start(s.analysis)).proxy()
             motion = self._start(MotionActor.start(s.analysis, s.motion, s.quality)).proxy()
             coral = self._start(CoralActor.start(self._proposer_factory)).proxy()
             coral.load().get(timeout=START_TIMEOUT_S)  # backend errors surface here, clearly
             scratch = s.scratch_path()
-            self.runner = TaskRunner(s, decoder=decoder, motion=motion, coral=coral, nas=nas,
-                                     record=journal_sink(journal).record, scratch=scratch)
+            self.runner = TaskRunner(
+                s,
+                decoder=decoder,
+                motion=motion,
+                coral=coral,
+                nas=nas,
+                record=journal_sink(journal).record,
+                scratch=scratch,
+            )
             self._task = self._start(TaskActor.start(self.runner)).proxy()
         except BaseException:
             self.stop()
@@ -64,8 +75,9 @@ class Worker:
         ref.proxy().ping().get(timeout=START_TIMEOUT_S)
         return ref
 
-    def run(self, spec: TaskSpec, sink: TaskSink | None = None,
-            progress: Progress | None = None) -> TaskOutcome:
+    def run(
+        self, spec: TaskSpec, sink: TaskSink | None = None, progress: Progress | None = None
+    ) -> TaskOutcome:
         if self._task is None:
             raise RuntimeError("Worker.run() before start()")
         outcome: TaskOutcome = self._task.run(spec, sink, progress).get(timeout=TASK_TIMEOUT_S)
@@ -91,8 +103,12 @@ class Worker:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 

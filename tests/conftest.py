@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 
-def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = 25.0,
-                fourcc: str = "mp4v") -> Path:
+def write_video(
+    path: Path, frames: Iterable[np.ndarray], fps: float = 25.0, fourcc: str = "mp4v"
+) -> Path:
     """Write BGR (or grey) frames to `path` and return it."""
     it = iter(frames)
     first = next(it)
@@ -35,8 +36,9 @@ def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
 
 
-def moving_box_frames(n: int, h: int = 240, w: int = 320, seed: int = 0,
-                      start: int = 10) -> list[np.ndarray]:
+def moving_box_frames(
+    n: int, h: int = 240, w: int = 320, seed: int = 0, start: int = 10
+) -> list[np.ndarray]:
     """A textured background with a bright box crossing from frame `start` on."""
     bg = textured(h, w, seed)
     frames = []

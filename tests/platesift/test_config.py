@@ -19,13 +19,15 @@ def test_defaults_are_valid() -> None:
 def test_file_then_env_then_overrides(tmp_path: Path) -> None:
     cfg = tmp_path / "p.toml"
     cfg.write_text('[motion]\nthreshold = 30\n[proposer]\nbackend = "none"\n')
-    s = load_settings(cfg, env={"PLATESIFT_MOTION__THRESHOLD": "40"},
-                      overrides=["motion.min_area=0.01"])
+    s = load_settings(
+        cfg, env={"PLATESIFT_MOTION__THRESHOLD": "40"}, overrides=["motion.min_area=0.01"]
+    )
     assert s.motion.threshold == 40.0
     assert s.motion.min_area == 0.01
     assert s.proposer.backend == "none"
-    s = load_settings(cfg, env={"PLATESIFT_MOTION__THRESHOLD": "40"},
-                      overrides=["motion.threshold=50"])
+    s = load_settings(
+        cfg, env={"PLATESIFT_MOTION__THRESHOLD": "40"}, overrides=["motion.threshold=50"]
+    )
     assert s.motion.threshold == 50.0
 
 
@@ -58,16 +60,16 @@ def test_bad_files(tmp_path: Path) -> None:
         load_settings(bad, env={})
     wrong = tmp_path / "wrong.toml"
     wrong.write_text('[motion]\nthreshold = "high"\n')
-    with pytest.raises(ConfigError, match="motion.threshold must be a number"):
+    with pytest.raises(ConfigError, match=r"motion\.threshold must be a number"):
         load_settings(wrong, env={})
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("[moton]\nthreshold = 3\n")
-    with pytest.raises(ConfigError, match="unknown setting moton.threshold"):
+    with pytest.raises(ConfigError, match=r"unknown setting moton\.threshold"):
         load_settings(unknown, env={})
 
 
 def test_bad_environment_value() -> None:
-    with pytest.raises(ConfigError, match="analysis.width must be a whole number"):
+    with pytest.raises(ConfigError, match=r"analysis\.width must be a whole number"):
         load_settings(env={"PLATESIFT_ANALYSIS__WIDTH": "wide"})
 
 

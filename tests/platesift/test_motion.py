@@ -35,11 +35,12 @@ def run(frames: list[np.ndarray], settings: MotionSettings | None = None) -> lis
     return [det.detect(f).moving for f in frames]
 
 
-def with_box(img: np.ndarray, x: float, y: int = 50, w: int = 40, h: int = 25,
-             value: float = 235.0) -> np.ndarray:
+def with_box(
+    img: np.ndarray, x: float, y: int = 50, w: int = 40, h: int = 25, value: float = 235.0
+) -> np.ndarray:
     out = img.copy()
-    x0 = int(round(x))
-    out[y:y + h, max(0, x0):max(0, x0 + w)] = value
+    x0 = round(x)
+    out[y : y + h, max(0, x0) : max(0, x0 + w)] = value
     return out
 
 

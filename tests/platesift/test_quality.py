@@ -9,18 +9,20 @@ from platesift.quality import measure
 from sim.plates import render_plate
 
 
-def car_with_plate(h: int = 270, w: int = 480, night: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def car_with_plate(
+    h: int = 270, w: int = 480, night: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """A grey analysis frame with a car and a plate, and the car's mask."""
     scale = 0.12 if night else 1.0
     img = np.full((h, w), 110 * scale, np.float32)
     mask = np.zeros((h, w), np.uint8)
     x1, y1, x2, y2 = 150, 120, 330, 210
     img[y1:y2, x1:x2] = 70 * scale
-    img[y1 + 10:y1 + 40, x1 + 20:x2 - 20] = 40 * scale  # windows
+    img[y1 + 10 : y1 + 40, x1 + 20 : x2 - 20] = 40 * scale  # windows
     plate = cv2.cvtColor(render_plate("AB 123 CD", 14), cv2.COLOR_BGR2GRAY)
     ph, pw = plate.shape
     px, py = (x1 + x2 - pw) // 2, y2 - 30
-    img[py:py + ph, px:px + pw] = plate  # a lit plate stays bright at night
+    img[py : py + ph, px : px + pw] = plate  # a lit plate stays bright at night
     mask[y1:y2, x1:x2] = 255
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
