@@ -20,8 +20,7 @@ def make_proposer(settings: ProposerSettings) -> Proposer:
     if backend in ("auto", "opencv"):
         from models.opencv_plates import OpenCVPlateProposer
 
-        return OpenCVPlateProposer(min_score=settings.min_score,
-                                   max_regions=settings.max_regions)
+        return OpenCVPlateProposer(min_score=settings.min_score, max_regions=settings.max_regions)
     raise ValueError(f"unknown proposer backend {backend!r}")
 
 

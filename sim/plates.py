@@ -12,6 +12,7 @@ _DIGITS = "0123456789"
 
 def random_plate_text(rng: np.random.Generator) -> str:
     """A plate string like `AB 123 CD`."""
+
     def pick(alphabet: str, n: int) -> str:
         return "".join(alphabet[int(i)] for i in rng.integers(0, len(alphabet), n))
 

@@ -65,10 +65,17 @@ def test_shortcuts_are_refused_and_journaled(steps: list[str], bad: str) -> None
     assert "Can't trigger event" in entries[-1].detail["error"]
 
 
-@pytest.mark.parametrize("where", [["pull"], ["pull", "extract"], ["pull", "extract", "filter"],
-                                   ["pull", "extract", "filter", "propose"],
-                                   ["pull", "extract", "publish"],
-                                   ["pull", "extract", "publish", "complete"]])
+@pytest.mark.parametrize(
+    "where",
+    [
+        ["pull"],
+        ["pull", "extract"],
+        ["pull", "extract", "filter"],
+        ["pull", "extract", "filter", "propose"],
+        ["pull", "extract", "publish"],
+        ["pull", "extract", "publish", "complete"],
+    ],
+)
 def test_fail_returns_to_idle_from_any_working_state(where: list[str]) -> None:
     model, entries = make()
     for step in where:
