@@ -118,6 +118,7 @@ class TaskRunner:
             self.model.complete(manifest_sha256=manifest_sha)
             sink.complete("done", {"manifest_sha256": manifest_sha})
             self.model.finish(outcome="done")
+            self._note(spec, "outcome", "done", {"manifest_sha256": manifest_sha})
             return TaskOutcome(
                 task_id=spec.task_id,
                 outcome="done",

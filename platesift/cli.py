@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,8 +105,12 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         dest=os.path.abspath(args.out),
     )
     bar = ProgressBar()
-    with Worker(settings) as worker:
-        outcome = worker.run(spec, progress=bar)
+    scratch_root = settings.scratch_path()
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    # A private scratch folder: concurrent local runs never touch each other's staging.
+    with tempfile.TemporaryDirectory(prefix="preprocess-", dir=scratch_root) as scratch:
+        with Worker(settings, scratch=Path(scratch)) as worker:
+            outcome = worker.run(spec, progress=bar)
     bar.close()
     if outcome.outcome == "rejected":
         return _fail(outcome.detail, EXIT_REJECTED)

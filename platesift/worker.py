@@ -38,10 +38,12 @@ class Worker:
         *,
         proposer_factory: Callable[[], Proposer] | None = None,
         nas_root: Path | None = None,
+        scratch: Path | None = None,
     ) -> None:
         self.settings = settings
         self._proposer_factory = proposer_factory or (lambda: make_proposer(settings.proposer))
         self._nas_root = nas_root
+        self._scratch = scratch or settings.scratch_path()
         self._refs: list[pykka.ActorRef[Any]] = []
         self.runner: TaskRunner | None = None
         self._task: Any = None
@@ -55,7 +57,7 @@ class Worker:
             motion = self._start(MotionActor.start(s.analysis, s.motion, s.quality)).proxy()
             coral = self._start(CoralActor.start(self._proposer_factory)).proxy()
             coral.load().get(timeout=START_TIMEOUT_S)  # backend errors surface here, clearly
-            scratch = s.scratch_path()
+            scratch = self._scratch
             self.runner = TaskRunner(
                 s,
                 decoder=decoder,
