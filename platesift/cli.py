@@ -227,6 +227,25 @@ COMMANDS = {
 }
 
 
+def _journal_error(args: argparse.Namespace, exc: PlatesiftError) -> None:
+    """Errors raised before a task even starts (bad settings) are journaled too."""
+    from journal import Journal, JournalEntry
+
+    try:
+        settings = load_settings(env=os.environ)
+    except ConfigError:
+        settings = Settings()
+    task_id = getattr(args, "task_id", None) or Path(getattr(args, "video", "") or "-").stem
+    journal = Journal(settings.journal_path())
+    if journal.try_open():
+        journal.record(JournalEntry(
+            task_id=task_id or "-", attempt=0, kind="error", event="rejected",
+            source="IDLE", dest="IDLE",
+            detail={"error": exc.message, "kind": exc.kind, "command": args.command},
+        ))
+        journal.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -236,8 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
+        if args.command in ("preprocess", "demo"):
+            _journal_error(args, exc)
         return _fail(exc.message, EXIT_USAGE)
     except PlatesiftError as exc:
+        if args.command in ("preprocess", "demo"):
+            _journal_error(args, exc)
         return _fail(exc.message, EXIT_REJECTED if exc.permanent else EXIT_TRANSIENT)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

@@ -1,0 +1,152 @@
+"""The command line, run as a real process: every bad input gives one clear error line, a
+non-zero exit, a journal entry, no artifacts that look complete, and nothing of the user's
+lost."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from journal import Journal
+from tests.conftest import moving_box_frames, write_video
+
+PLATESIFT = str(Path(sys.executable).with_name("platesift"))
+
+
+def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATESIFT_")}
+    env["PLATESIFT_PATHS__JOURNAL"] = str(home / "journal.db")
+    env["PLATESIFT_PATHS__SCRATCH"] = str(home / "scratch")
+    return subprocess.run([PLATESIFT, *args], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+
+
+def journal_errors(home: Path) -> list[str]:
+    with Journal.open_existing(home / "journal.db") as journal:
+        return [str(e.detail.get("error", "")) for e in journal.tail(100)
+                if e.kind in ("error", "outcome") and e.event in ("rejected", "failed")]
+
+
+def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """name -> (extra args before --out, expected fragment of the error line)."""
+    empty = tmp / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    rng = np.random.default_rng(0)
+    good = write_video(tmp / "good.avi",
+                       [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(60)],
+                       fourcc="MJPG")
+    data = good.read_bytes()
+    truncated = tmp / "truncated.avi"
+    truncated.write_bytes(data[: len(data) // 2])
+    absurd = tmp / "absurd.avi"
+    patched = bytearray(data)
+    struct.pack_into("<II", patched, patched.index(b"strh") + 28, 1, 100000)
+    absurd.write_bytes(bytes(patched))
+    ok = write_video(tmp / "ok.mp4", moving_box_frames(20))
+    return {
+        "missing": ([str(tmp / "nope.mp4")], "does not exist"),
+        "empty": ([str(empty)], "empty"),
+        "directory": ([str(tmp)], "is a directory"),
+        "not-video": ([str(text)], "not a video"),
+        "truncated": ([str(truncated)], "truncated or corrupt"),
+        "absurd-fps": ([str(absurd)], "absurd frame rate"),
+        "negative-threshold": ([str(ok), "--set", "motion.threshold=-5"],
+                               "motion.threshold must be at least"),
+        "unknown-key": ([str(ok), "--set", "motion.treshold=5"], "did you mean motion.threshold"),
+        "wrong-type": ([str(ok), "--set", "analysis.width=wide"],
+                       "analysis.width must be a whole number"),
+        "missing-config": ([str(ok), "--config", str(tmp / "none.toml")], "does not exist"),
+    }
+
+
+CASES = ["missing", "empty", "directory", "not-video", "truncated", "absurd-fps",
+         "negative-threshold", "unknown-key", "wrong-type", "missing-config"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input(tmp_path: Path, case: str) -> None:
+    args, fragment = bad_inputs(tmp_path)[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's own file")
+    result = run(["preprocess", *args, "--out", str(out)], tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("platesift: error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (out / "manifest.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    assert (out / "mine.txt").read_text() == "the user's own file"
+    assert any(fragment in e for e in journal_errors(tmp_path)), journal_errors(tmp_path)
+
+
+def test_output_directory_not_writable(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "ok.mp4", moving_box_frames(20))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    result = run(["preprocess", str(video), "--out", str(blocker / "out")], tmp_path)
+    assert result.returncode == 3
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "platesift: error:" in result.stderr
+    assert blocker.read_text() == "a file where a directory should be"
+
+
+def test_rerun_replaces_our_artifacts_and_keeps_the_users(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "ok.mp4", moving_box_frames(60))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    first = run(["preprocess", str(video), "--out", str(out)], tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "decoded" in first.stdout
+    again = run(["preprocess", str(video), "--out", str(out), "--set", "motion.threshold=40"],
+                tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert (out / "manifest.json").is_file()
+
+
+def test_journal_commands(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.mp4", moving_box_frames(30))
+    assert run(["preprocess", str(video), "--out", str(tmp_path / "o")], tmp_path).returncode == 0
+    tasks = run(["journal", "tasks"], tmp_path)
+    assert tasks.returncode == 0 and "clip" in tasks.stdout and "done" in tasks.stdout
+    show = run(["journal", "show", "clip"], tmp_path)
+    assert show.returncode == 0
+    for state in ("PULLED", "EXTRACTING", "FILTERING", "PUBLISHING", "COMPLETING", "IDLE"):
+        assert state in show.stdout
+    assert run(["journal", "tail", "-n", "3"], tmp_path).stdout.count("\n") == 3
+    missing = run(["journal", "show", "nope"], tmp_path)
+    assert missing.returncode == 2 and "no task 'nope'" in missing.stderr
+
+
+def test_journal_missing_is_one_line(tmp_path: Path) -> None:
+    result = run(["journal", "tasks"], tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_settings_lists_every_key(tmp_path: Path) -> None:
+    result = run(["settings", "--set", "motion.threshold=30"], tmp_path)
+    assert result.returncode == 0
+    assert "motion.threshold" in result.stdout and "(now 30.0)" in result.stdout
+
+
+def test_usage_error_is_one_line(tmp_path: Path) -> None:
+    result = run(["preprocess"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("platesift: error:")
+
+
+def test_console_script_exists() -> None:
+    assert shutil.which(PLATESIFT)
