@@ -108,9 +108,11 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     scratch_root = settings.scratch_path()
     scratch_root.mkdir(parents=True, exist_ok=True)
     # A private scratch folder: concurrent local runs never touch each other's staging.
-    with tempfile.TemporaryDirectory(prefix="preprocess-", dir=scratch_root) as scratch:
-        with Worker(settings, scratch=Path(scratch)) as worker:
-            outcome = worker.run(spec, progress=bar)
+    with (
+        tempfile.TemporaryDirectory(prefix="preprocess-", dir=scratch_root) as scratch,
+        Worker(settings, scratch=Path(scratch)) as worker,
+    ):
+        outcome = worker.run(spec, progress=bar)
     bar.close()
     if outcome.outcome == "rejected":
         return _fail(outcome.detail, EXIT_REJECTED)
@@ -238,11 +240,17 @@ def _journal_error(args: argparse.Namespace, exc: PlatesiftError) -> None:
     task_id = getattr(args, "task_id", None) or Path(getattr(args, "video", "") or "-").stem
     journal = Journal(settings.journal_path())
     if journal.try_open():
-        journal.record(JournalEntry(
-            task_id=task_id or "-", attempt=0, kind="error", event="rejected",
-            source="IDLE", dest="IDLE",
-            detail={"error": exc.message, "kind": exc.kind, "command": args.command},
-        ))
+        journal.record(
+            JournalEntry(
+                task_id=task_id or "-",
+                attempt=0,
+                kind="error",
+                event="rejected",
+                source="IDLE",
+                dest="IDLE",
+                detail={"error": exc.message, "kind": exc.kind, "command": args.command},
+            )
+        )
         journal.close()
 
 

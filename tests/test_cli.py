@@ -24,14 +24,18 @@ def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLATESIFT_")}
     env["PLATESIFT_PATHS__JOURNAL"] = str(home / "journal.db")
     env["PLATESIFT_PATHS__SCRATCH"] = str(home / "scratch")
-    return subprocess.run([PLATESIFT, *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [PLATESIFT, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
 
 
 def journal_errors(home: Path) -> list[str]:
     with Journal.open_existing(home / "journal.db") as journal:
-        return [str(e.detail.get("error", "")) for e in journal.tail(100)
-                if e.kind in ("error", "outcome") and e.event in ("rejected", "failed")]
+        return [
+            str(e.detail.get("error", ""))
+            for e in journal.tail(100)
+            if e.kind in ("error", "outcome") and e.event in ("rejected", "failed")
+        ]
 
 
 def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
@@ -41,9 +45,11 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     text = tmp / "notes.mp4"
     text.write_text("not a video at all\n" * 50)
     rng = np.random.default_rng(0)
-    good = write_video(tmp / "good.avi",
-                       [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(60)],
-                       fourcc="MJPG")
+    good = write_video(
+        tmp / "good.avi",
+        [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(60)],
+        fourcc="MJPG",
+    )
     data = good.read_bytes()
     truncated = tmp / "truncated.avi"
     truncated.write_bytes(data[: len(data) // 2])
@@ -59,17 +65,31 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "not-video": ([str(text)], "not a video"),
         "truncated": ([str(truncated)], "truncated or corrupt"),
         "absurd-fps": ([str(absurd)], "absurd frame rate"),
-        "negative-threshold": ([str(ok), "--set", "motion.threshold=-5"],
-                               "motion.threshold must be at least"),
+        "negative-threshold": (
+            [str(ok), "--set", "motion.threshold=-5"],
+            "motion.threshold must be at least",
+        ),
         "unknown-key": ([str(ok), "--set", "motion.treshold=5"], "did you mean motion.threshold"),
-        "wrong-type": ([str(ok), "--set", "analysis.width=wide"],
-                       "analysis.width must be a whole number"),
+        "wrong-type": (
+            [str(ok), "--set", "analysis.width=wide"],
+            "analysis.width must be a whole number",
+        ),
         "missing-config": ([str(ok), "--config", str(tmp / "none.toml")], "does not exist"),
     }
 
 
-CASES = ["missing", "empty", "directory", "not-video", "truncated", "absurd-fps",
-         "negative-threshold", "unknown-key", "wrong-type", "missing-config"]
+CASES = [
+    "missing",
+    "empty",
+    "directory",
+    "not-video",
+    "truncated",
+    "absurd-fps",
+    "negative-threshold",
+    "unknown-key",
+    "wrong-type",
+    "missing-config",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -109,8 +129,9 @@ def test_rerun_replaces_our_artifacts_and_keeps_the_users(tmp_path: Path) -> Non
     first = run(["preprocess", str(video), "--out", str(out)], tmp_path)
     assert first.returncode == 0, first.stderr
     assert "decoded" in first.stdout
-    again = run(["preprocess", str(video), "--out", str(out), "--set", "motion.threshold=40"],
-                tmp_path)
+    again = run(
+        ["preprocess", str(video), "--out", str(out), "--set", "motion.threshold=40"], tmp_path
+    )
     assert again.returncode == 0, again.stderr
     assert (out / "mine.txt").read_text() == "keep me"
     assert (out / "manifest.json").is_file()

@@ -25,14 +25,32 @@ from platesift.config import load_settings
 from platesift.worker import Worker
 from sim.scenes import GroundTruth, SceneSpec, Vehicle, preset, render
 
-SCENES: dict[str, SceneSpec] = {name: preset(name) for name in (
-    "street", "noise", "rain", "flicker", "shake", "creeping", "night", "night_unlit",
-    "blurred", "empty",
-)}
+SCENES: dict[str, SceneSpec] = {
+    name: preset(name)
+    for name in (
+        "street",
+        "noise",
+        "rain",
+        "flicker",
+        "shake",
+        "creeping",
+        "night",
+        "night_unlit",
+        "blurred",
+        "empty",
+    )
+}
 SCENES["everything"] = dataclasses.replace(
-    preset("street"), rain=12, flicker=0.12, auto_exposure=0.2, shake_px=3, noise_sigma=5,
-    vehicles=(*preset("street").vehicles,
-              Vehicle(enter_s=1.0, speed_px_s=120, lane_y=0.9, color=(118, 118, 118))),
+    preset("street"),
+    rain=12,
+    flicker=0.12,
+    auto_exposure=0.2,
+    shake_px=3,
+    noise_sigma=5,
+    vehicles=(
+        *preset("street").vehicles,
+        Vehicle(enter_s=1.0, speed_px_s=120, lane_y=0.9, color=(118, 118, 118)),
+    ),
 )
 
 
@@ -47,16 +65,19 @@ class Run:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     root = tmp_path_factory.mktemp("targets")
-    settings = load_settings(env={}, overrides=[f"paths.journal={root / 'journal.db'}",
-                                                f"paths.scratch={root / 'scratch'}"])
+    settings = load_settings(
+        env={},
+        overrides=[f"paths.journal={root / 'journal.db'}", f"paths.scratch={root / 'scratch'}"],
+    )
     results = {}
     with Worker(settings) as worker:
         for name, spec in SCENES.items():
             video = root / f"{name}.mp4"
             truth = render(spec, video)
             out = root / name
-            outcome = worker.run(TaskSpec(task_id=name, source=str(video),
-                                          source_name=video.name, dest=str(out)))
+            outcome = worker.run(
+                TaskSpec(task_id=name, source=str(video), source_name=video.name, dest=str(out))
+            )
             assert outcome.outcome == "done", outcome.detail
             results[name] = Run(truth, out, *read_artifacts(out))
     return results
@@ -148,18 +169,26 @@ def test_thumbnails_exist_for_every_region(runs: dict[str, Run]) -> None:
 
 
 def digest_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_two_runs_give_identical_bytes(runs: dict[str, Run], tmp_path: Path) -> None:
     first = runs["street"]
     before = digest_tree(first.out)
-    settings = load_settings(env={}, overrides=[f"paths.journal={tmp_path / 'j.db'}",
-                                                f"paths.scratch={tmp_path / 'scratch'}"])
+    settings = load_settings(
+        env={},
+        overrides=[f"paths.journal={tmp_path / 'j.db'}", f"paths.scratch={tmp_path / 'scratch'}"],
+    )
     video = first.out.parent / "street.mp4"
     with Worker(settings) as worker:
-        outcome = worker.run(TaskSpec(task_id="street", source=str(video),
-                                      source_name=video.name, dest=str(first.out)))
+        outcome = worker.run(
+            TaskSpec(
+                task_id="street", source=str(video), source_name=video.name, dest=str(first.out)
+            )
+        )
     assert outcome.outcome == "done"
     assert digest_tree(first.out) == before
