@@ -33,7 +33,7 @@ class FrameFilter:
         self._info: VideoInfo | None = None
         self._motion_size = (0, 0)
 
-    def start(self, info: VideoInfo) -> None:
+    def start_video(self, info: VideoInfo) -> None:
         """Forget the previous video; the next chunk seeds a new background."""
         self._info = info
         self._detector = MotionDetector(self._motion)
@@ -43,7 +43,7 @@ class FrameFilter:
 
     def judge(self, chunk: Chunk) -> tuple[Verdict, ...]:
         if self._info is None:
-            raise RuntimeError("FrameFilter.judge() called before start()")
+            raise RuntimeError("FrameFilter.judge() called before start_video()")
         info = self._info
         small = [
             cv2.resize(f.analysis, self._motion_size, interpolation=cv2.INTER_AREA)
@@ -115,7 +115,7 @@ class MotionActor(pykka.ThreadingActor):
         return True
 
     def start_video(self, info: VideoInfo) -> None:
-        self.filter.start(info)
+        self.filter.start_video(info)
 
     def judge(self, chunk: Chunk) -> tuple[Verdict, ...]:
         return self.filter.judge(chunk)

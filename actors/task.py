@@ -86,10 +86,10 @@ class TaskRunner:
         self.motion = motion
         self.coral = coral
         self.nas = nas
-        self.record = record
+        self.record = _never_raising(record)
         self.scratch = scratch
         self.model = TaskModel()
-        self.machine = build_machine(self.model, record)
+        self.machine = build_machine(self.model, self.record)
         self.cancel = threading.Event()
         self.peak_scratch_bytes = 0
 
@@ -349,6 +349,18 @@ class TaskRunner:
             logger.exception("closing the decoder failed")
         if staging is not None:
             staging.cleanup()
+
+
+def _never_raising(record: Recorder) -> Recorder:
+    """The journal is for diagnostics only: its failures are logged, never raised."""
+
+    def safe(entry: JournalEntry) -> None:
+        try:
+            record(entry)
+        except Exception:
+            logger.warning("journal entry dropped (%s %s)", entry.kind, entry.event, exc_info=True)
+
+    return safe
 
 
 def _get(future: Any, timeout: float, error: type[PlatesiftError], message: str) -> Any:

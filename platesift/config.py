@@ -39,7 +39,9 @@ def _opt(
 @dataclass(frozen=True)
 class AnalysisSettings:
     width: int = _opt(480, "analysis frame width in pixels (luma, aspect kept)", 64, 3840)
-    motion_width: int = _opt(240, "motion-detection frame width in pixels", 32, 1920)
+    motion_width: int = _opt(
+        240, "motion-detection frame width in pixels (at most analysis.width)", 32, 1920
+    )
     chunk_mb: int = _opt(32, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
     prefetch_chunks: int = _opt(2, "chunks decoded ahead while the current one is analysed", 1, 8)
 
@@ -213,13 +215,7 @@ class _Builder:
 
     def build(self) -> Settings:
         parts = {s: cls(**self.values[s]) for s, cls in _sections().items()}
-        settings = Settings(**parts)
-        if settings.analysis.motion_width > settings.analysis.width:
-            raise ConfigError(
-                "setting analysis.motion_width must not exceed analysis.width "
-                f"({settings.analysis.motion_width} > {settings.analysis.width})"
-            )
-        return settings
+        return Settings(**parts)
 
 
 def load_settings(

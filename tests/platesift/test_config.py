@@ -41,7 +41,6 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
         ("proposer.backend=gpu", "setting proposer.backend must be one of auto, opencv, none"),
         ("output.thumbnails=maybe", "setting output.thumbnails must be true or false"),
         ("nonsense", "must look like section.key=value"),
-        ("analysis.motion_width=900", "must not exceed analysis.width"),
     ],
 )
 def test_bad_overrides_name_the_problem(override: str, message: str) -> None:

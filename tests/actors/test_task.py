@@ -1,0 +1,192 @@
+"""The task runner as a plain class, without threads: the order of side effects, and how
+permanent and transient failures end."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pykka
+import pytest
+
+from actors.coral import RegionProposals
+from actors.decoder import Decoder
+from actors.messages import TaskSpec
+from actors.motion import FrameFilter
+from actors.nas import Nas
+from actors.task import TaskRunner
+from fsm.states import State
+from journal import JournalEntry, MemoryJournal
+from models.proposer import Box, NullProposer, Proposal, Proposer
+from platesift.config import Settings, load_settings
+from platesift.errors import ProposerUnavailableError
+from tests.conftest import moving_box_frames, write_video
+
+
+class Direct:
+    """Calls a plain object at once and hands back a completed pykka future, like a proxy."""
+
+    def __init__(self, target: object, before: Callable[[str], None] | None = None) -> None:
+        self._target = target
+        self._before = before
+
+    def __getattr__(self, name: str) -> Callable[..., pykka.Future[Any]]:
+        method = getattr(self._target, name)
+
+        def call(*args: Any, **kwargs: Any) -> pykka.Future[Any]:
+            future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+            try:
+                if self._before is not None:
+                    self._before(name)
+                future.set(method(*args, **kwargs))
+            except Exception:
+                future.set_exception()
+            return future
+
+        return call
+
+
+class RecordingSink:
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.calls: list[tuple[str, Any]] = []
+
+    def publish(self, heavy_task: dict[str, Any]) -> None:
+        # The manifest must already be durable on the NAS when we publish.
+        assert (self.dest / "manifest.json").is_file()
+        self.calls.append(("publish", heavy_task))
+
+    def complete(self, outcome: str, detail: dict[str, Any]) -> None:
+        self.calls.append(("complete", outcome))
+
+
+class FailingProposer(Proposer):
+    backend = "fake"
+
+    def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
+        raise ProposerUnavailableError("the Edge TPU went away")
+
+
+def make_runner(
+    settings: Settings,
+    tmp: Path,
+    proposer: Proposer | None = None,
+    before: Callable[[str], None] | None = None,
+    record: Callable[[JournalEntry], None] | None = None,
+) -> tuple[TaskRunner, MemoryJournal]:
+    journal = MemoryJournal()
+    runner = TaskRunner(
+        settings,
+        decoder=Direct(Decoder(settings.analysis), before),
+        motion=Direct(FrameFilter(settings.analysis, settings.motion, settings.quality)),
+        coral=Direct(RegionProposals(proposer or NullProposer())),
+        nas=Direct(Nas(None)),
+        record=record or journal.record,
+        scratch=tmp / "scratch",
+    )
+    return runner, journal
+
+
+def spec_for(video: Path, dest: Path) -> TaskSpec:
+    return TaskSpec(task_id="t1", source=str(video), source_name=video.name, dest=str(dest))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings(env={}, overrides=["analysis.width=160", "analysis.chunk_mb=4"])
+
+
+def test_manifest_then_publish_then_complete(settings: Settings, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(60))
+    dest = tmp_path / "out"
+    runner, journal = make_runner(settings, tmp_path)
+    sink = RecordingSink(dest)
+    outcome = runner.run(spec_for(video, dest), sink)
+    assert outcome.outcome == "done", outcome.detail
+    assert [c[0] for c in sink.calls] == ["publish", "complete"]
+    assert sink.calls[1] == ("complete", "done")
+    heavy = sink.calls[0][1]
+    assert heavy["payload"]["manifest_sha256"] == outcome.manifest_sha256
+    assert heavy["payload"]["counts"]["decoded"] == 60
+    assert runner.model.state is State.IDLE
+    events = [(e.kind, e.event) for e in journal.entries]
+    assert ("transition", "publish") in events and events[-1] == ("outcome", "done")
+    assert not list((tmp_path / "scratch").glob("*/*"))  # staging cleaned up
+
+
+def test_bad_input_is_rejected_and_nothing_published(settings: Settings, tmp_path: Path) -> None:
+    bad = tmp_path / "v.mp4"
+    bad.write_text("not a video")
+    runner, journal = make_runner(settings, tmp_path)
+    sink = RecordingSink(tmp_path / "out")
+    outcome = runner.run(spec_for(bad, tmp_path / "out"), sink)
+    assert outcome.outcome == "rejected" and "not a video" in outcome.detail
+    assert sink.calls == [("complete", "rejected")]
+    assert [e.event for e in journal.entries if e.kind == "transition"][-2:] == ["reject", "finish"]
+
+
+def test_proposer_fault_is_transient(settings: Settings, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(60))
+    runner, journal = make_runner(settings, tmp_path, FailingProposer())
+    sink = RecordingSink(tmp_path / "out")
+    outcome = runner.run(spec_for(video, tmp_path / "out"), sink)
+    assert outcome.outcome == "failed" and outcome.error_kind == "ProposerUnavailableError"
+    assert sink.calls == []  # not published, not completed: the task will be pulled again
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    assert runner.model.state is State.IDLE
+    assert journal.entries[-1].event == "failed"
+
+
+def test_cancel_stops_at_the_next_chunk(settings: Settings, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(200))
+    calls = []
+    runner: TaskRunner
+
+    def before(name: str) -> None:
+        calls.append(name)
+        if calls.count("next_chunk") == 3:
+            runner.cancel.set()
+
+    runner, _ = make_runner(settings, tmp_path, before=before)
+    sink = RecordingSink(tmp_path / "out")
+    outcome = runner.run(spec_for(video, tmp_path / "out"), sink)
+    assert outcome.outcome == "failed" and outcome.error_kind == "CancelledError"
+    assert sink.calls == []
+    assert not (tmp_path / "out").exists() or not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_broken_journal_never_fails_a_task(settings: Settings, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(40))
+    attempts = []
+
+    def broken(entry: JournalEntry) -> None:
+        attempts.append(entry)
+        raise OSError("database is locked")
+
+    runner, _ = make_runner(settings, tmp_path, record=broken)
+    outcome = runner.run(spec_for(video, tmp_path / "out"))
+    assert outcome.outcome == "done"
+    assert attempts[-1].kind == "outcome"  # it was tried, and its failure was swallowed
+
+
+def _peak_traced(settings: Settings, tmp: Path, frames: int) -> int:
+    video = write_video(tmp / f"v{frames}.mp4", moving_box_frames(frames, h=240, w=320))
+    runner, _ = make_runner(settings, tmp)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    outcome = runner.run(spec_for(video, tmp / f"out{frames}"))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert outcome.outcome == "done"
+    return peak
+
+
+def test_memory_does_not_grow_with_video_length(settings: Settings, tmp_path: Path) -> None:
+    # numpy reports its buffers to tracemalloc: frames held anywhere show up in the peak.
+    # 200 frames already fill the prefetch window (3 chunks of 43 frames at this budget).
+    short = _peak_traced(settings, tmp_path, 200)
+    long = _peak_traced(settings, tmp_path, 800)
+    assert long <= short * 1.25 + 256 * 1024, (short, long)
