@@ -78,9 +78,11 @@ class Decoder:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def open(self, path: str, size: int) -> VideoInfo:
+    def open(self, path: str, size: int, settings: AnalysisSettings | None = None) -> VideoInfo:
         """Open `path` (already checked to exist on the NAS) and validate its metadata."""
         self.close()
+        if settings is not None:
+            self._settings = settings
         cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_CONVERT_RGB, 0])
         if not cap.isOpened():
             self._raise_if_gone(path, size)
@@ -217,8 +219,8 @@ class DecoderActor(pykka.ThreadingActor):
     def ping(self) -> bool:
         return True
 
-    def open(self, path: str, size: int) -> VideoInfo:
-        return self.decoder.open(path, size)
+    def open(self, path: str, size: int, settings: AnalysisSettings | None = None) -> VideoInfo:
+        return self.decoder.open(path, size, settings)
 
     def next_chunk(self) -> Chunk:
         return self.decoder.next_chunk()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.proposer import Box
+from platesift.config import Settings
 
 REJECTION_REASONS = ("static", "flat", "dark", "blurry")
 
@@ -114,6 +115,7 @@ class TaskSpec:
     attempt: int = 1
     metadata: dict[str, object] = field(default_factory=dict)  # sidecar `<video>.json`
     heavy_task_type: str = "HEAVY_PROCESS"
+    settings: Settings | None = None  # the task's own settings; None = the worker's
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pykka
 from actors.decoder import analysis_size
 from actors.messages import Chunk, Verdict, VideoInfo
 from models.proposer import Box
-from platesift.config import AnalysisSettings, MotionSettings, QualitySettings
+from platesift.config import AnalysisSettings, MotionSettings, QualitySettings, Settings
 from platesift.motion import MotionDetector
 from platesift.quality import measure
 
@@ -33,8 +33,13 @@ class FrameFilter:
         self._info: VideoInfo | None = None
         self._motion_size = (0, 0)
 
-    def start_video(self, info: VideoInfo) -> None:
-        """Forget the previous video; the next chunk seeds a new background."""
+    def start_video(self, info: VideoInfo, settings: Settings | None = None) -> None:
+        """Forget the previous video (and take its settings); the next chunk seeds a new
+        background."""
+        if settings is not None:
+            self._analysis = settings.analysis
+            self._motion = settings.motion
+            self._quality = settings.quality
         self._info = info
         self._detector = MotionDetector(self._motion)
         self._motion_size = analysis_size(
@@ -114,8 +119,8 @@ class MotionActor(pykka.ThreadingActor):
     def ping(self) -> bool:
         return True
 
-    def start_video(self, info: VideoInfo) -> None:
-        self.filter.start_video(info)
+    def start_video(self, info: VideoInfo, settings: Settings | None = None) -> None:
+        self.filter.start_video(info, settings)
 
     def judge(self, chunk: Chunk) -> tuple[Verdict, ...]:
         return self.filter.judge(chunk)

@@ -92,6 +92,7 @@ class TaskRunner:
         self.machine = build_machine(self.model, self.record)
         self.cancel = threading.Event()
         self.peak_scratch_bytes = 0
+        self.current = settings  # the settings of the task being run
 
     # --- the task -------------------------------------------------------------------------------
 
@@ -107,8 +108,12 @@ class TaskRunner:
         try:
             size = self.nas.check_source(spec.source).get(timeout=ACTOR_TIMEOUT_S)
             self.nas.check_output_dir(spec.dest).get(timeout=ACTOR_TIMEOUT_S)
-            info = self.decoder.open(spec.source, size).get(timeout=DECODE_TIMEOUT_S)
-            self.motion.start_video(info).get(timeout=ACTOR_TIMEOUT_S)
+            settings = spec.settings or self.settings
+            self.current = settings
+            info = self.decoder.open(spec.source, size, settings.analysis).get(
+                timeout=DECODE_TIMEOUT_S
+            )
+            self.motion.start_video(info, settings).get(timeout=ACTOR_TIMEOUT_S)
             proposer = self.coral.describe().get(timeout=ACTOR_TIMEOUT_S)
             staging = Staging(self.scratch, spec.task_id)
             counts = self._process(spec, info.declared_frames, staging, progress)
@@ -142,7 +147,7 @@ class TaskRunner:
         rejected = dict.fromkeys(REJECTION_REASONS, 0)
         decoded = kept = regions = frames_with_regions = 0
         pending = deque(
-            self.decoder.next_chunk() for _ in range(self.settings.analysis.prefetch_chunks)
+            self.decoder.next_chunk() for _ in range(self.current.analysis.prefetch_chunks)
         )
         chunk_no = 0
         while True:
@@ -210,7 +215,7 @@ class TaskRunner:
         found: tuple[Any, ...],
         staging: Staging,
     ) -> KeptFrame:
-        cam, out, q = self.settings.camera, self.settings.output, self.settings.quality
+        cam, out, q = self.current.camera, self.current.output, self.current.quality
         regions = []
         for i, proposal in enumerate(found):
             thumb = None
@@ -279,7 +284,7 @@ class TaskRunner:
                 "frame_count": counts["decoded"],
             },
             "analysis": {"width": info.analysis_width, "height": info.analysis_height},
-            "parameters": self.settings.effective_parameters(),
+            "parameters": self.current.effective_parameters(),
             "proposer": proposer,
             "counts": counts,
             "extra": {"metadata": spec.metadata} if spec.metadata else None,

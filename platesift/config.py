@@ -24,6 +24,9 @@ else:  # pragma: no cover - exercised on the Jetson's Python 3.10
     import tomli as tomllib
 
 ENV_PREFIX = "PLATESIFT_"
+ANALYSIS_SECTIONS = ("analysis", "motion", "quality", "proposer", "camera", "output")
+"""Sections whose settings can change artifacts (and so may be set per task)."""
+SECRET_KEYS = frozenset({"server.token"})
 
 
 def _opt(
@@ -99,6 +102,23 @@ class OutputSettings:
 class PathSettings:
     journal: str = _opt("", "journal SQLite file; empty = per-user state directory")
     scratch: str = _opt("", "local scratch directory; empty = per-user cache directory")
+    nas_root: str = _opt("", "NAS mount point: every path in a task is confined to it")
+    artifact_root: str = _opt("artifacts", "artifact directories, relative to the NAS root")
+    nas_sentinel: str = _opt("", "a file that exists on the mounted NAS (empty = no check)")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    url: str = _opt("http://127.0.0.1:8750", "main server base URL")
+    token: str = _opt("", "bearer token (better: PLATESIFT_SERVER__TOKEN); never logged")
+    tls_verify: bool = _opt(True, "verify the server's TLS certificate")
+    ca_bundle: str = _opt("", "CA bundle file for the server's certificate (empty = system)")
+    worker_id: str = _opt("", "worker name sent with pulls (empty = host name)")
+    task_type: str = _opt("PREPROCESS_VIDEO", "task type pulled")
+    heavy_task_type: str = _opt("HEAVY_PROCESS", "task type published downstream")
+    wait_s: float = _opt(20.0, "long-poll wait of one pull, seconds", 0, 20)
+    timeout_s: float = _opt(10.0, "timeout of every HTTP call (on top of the long-poll)", 0.1, 300)
+    backoff_max_s: float = _opt(60.0, "longest pause between retries when the server is down", 0.1, 3600)
 
 
 @dataclass(frozen=True)
@@ -110,15 +130,11 @@ class Settings:
     camera: CameraSettings = field(default_factory=CameraSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     paths: PathSettings = field(default_factory=PathSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def effective_parameters(self) -> dict[str, dict[str, Any]]:
-        """Every setting that can change an artifact's bytes (paths excluded), sorted."""
-        out = {}
-        for section in dataclasses.fields(self):
-            if section.name == "paths":
-                continue
-            out[section.name] = dataclasses.asdict(getattr(self, section.name))
-        return out
+        """Every setting that can change an artifact's bytes, by section."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in ANALYSIS_SECTIONS}
 
     def journal_path(self) -> Path:
         if self.paths.journal:
@@ -149,6 +165,8 @@ def _unknown(key: str) -> ConfigError:
 
 def _coerce(key: str, fld: dataclasses.Field[Any], value: Any, from_text: bool) -> Any:
     want = type(fld.default)
+    if key in SECRET_KEYS and not isinstance(value, str):
+        raise ConfigError(f"setting {key} must be text")
     if from_text and isinstance(value, str):
         value = _parse_text(key, want, value)
     if want is bool:
@@ -237,8 +255,32 @@ def load_settings(
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
+            raise ConfigError(f"override {item.split('=')[0]!r} must look like section.key=value")
+        if key.strip() in SECRET_KEYS:
+            raise ConfigError(
+                f"{key.strip()} cannot be given on the command line (it would show in the "
+                f"process list); use the config file or {ENV_PREFIX}SERVER__TOKEN"
+            )
         builder.set(key.strip(), text, from_text=True)
+    return builder.build()
+
+
+PER_TASK_SECTIONS = tuple(s for s in ANALYSIS_SECTIONS if s != "proposer")
+"""Sections a task may override: the proposer backend is the service's, not the task's."""
+
+
+def with_task_params(base: Settings, params: Mapping[str, Any]) -> Settings:
+    """`base` with a task's `{"section.key": value}` overrides (JSON values), validated."""
+    builder = _Builder()
+    for section in _sections():
+        builder.values[section] = dataclasses.asdict(getattr(base, section))
+    for key, value in sorted(params.items()):
+        section = str(key).partition(".")[0]
+        if section not in PER_TASK_SECTIONS:
+            if section in _sections():
+                raise ConfigError(f"setting {key} cannot be set per task")
+            raise _unknown(str(key))
+        builder.set(str(key), value, from_text=False)
     return builder.build()
 
 
@@ -278,4 +320,13 @@ def describe() -> list[tuple[str, str, str]]:
     return rows
 
 
-__all__ = ["ENV_PREFIX", "Settings", "describe", "load_settings"]
+__all__ = [
+    "ANALYSIS_SECTIONS",
+    "ENV_PREFIX",
+    "PER_TASK_SECTIONS",
+    "SECRET_KEYS",
+    "Settings",
+    "describe",
+    "load_settings",
+    "with_task_params",
+]
