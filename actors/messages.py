@@ -113,6 +113,7 @@ class TaskSpec:
     source_name: str  # the path as the task named it (recorded in the manifest)
     dest: str  # artifact directory
     attempt: int = 1
+    dest_name: str = ""  # the artifact directory as the downstream task names it (NAS-relative)
     metadata: dict[str, object] = field(default_factory=dict)  # sidecar `<video>.json`
     heavy_task_type: str = "HEAVY_PROCESS"
     settings: Settings | None = None  # the task's own settings; None = the worker's

@@ -206,6 +206,15 @@ class TaskRunner:
             "frames_with_regions": frames_with_regions,
         }
 
+    def refuse(
+        self, task_id: str, attempt: int, exc: PlatesiftError, sink: TaskSink | None = None
+    ) -> TaskOutcome:
+        """Reject a task whose request is unusable before any work (bad path, bad params)."""
+        self.model.task_id, self.model.attempt = task_id, attempt
+        self.model.pull()
+        spec = TaskSpec(task_id=task_id, source="", source_name="", dest="", attempt=attempt)
+        return self._rejected(spec, sink or LocalSink(), exc, time.monotonic())
+
     def _kept_frame(
         self,
         index: int,
@@ -268,7 +277,7 @@ class TaskRunner:
             "payload": {
                 "source_task_id": spec.task_id,
                 "video": spec.source_name,
-                "artifacts": spec.dest,
+                "artifacts": spec.dest_name or spec.dest,
                 "counts": counts,
                 "metadata": spec.metadata,
             },
@@ -389,6 +398,11 @@ class TaskActor(pykka.ThreadingActor):
         self, spec: TaskSpec, sink: TaskSink | None = None, progress: Progress | None = None
     ) -> TaskOutcome:
         return self.runner.run(spec, sink, progress)
+
+    def refuse(
+        self, task_id: str, attempt: int, exc: PlatesiftError, sink: TaskSink | None = None
+    ) -> TaskOutcome:
+        return self.runner.refuse(task_id, attempt, exc, sink)
 
 
 __all__ = ["LocalSink", "TaskActor", "TaskRunner", "TaskSink"]

@@ -118,7 +118,9 @@ class ServerSettings:
     heavy_task_type: str = _opt("HEAVY_PROCESS", "task type published downstream")
     wait_s: float = _opt(20.0, "long-poll wait of one pull, seconds", 0, 20)
     timeout_s: float = _opt(10.0, "timeout of every HTTP call (on top of the long-poll)", 0.1, 300)
-    backoff_max_s: float = _opt(60.0, "longest pause between retries when the server is down", 0.1, 3600)
+    backoff_max_s: float = _opt(
+        60.0, "longest pause between retries when the server is down", 0.1, 3600
+    )
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,14 @@ class ModelError(PermanentError):
     """A model file or model manifest is missing, corrupt or inconsistent."""
 
 
+class AuthError(PermanentError):
+    """The server refused our credentials (401/403): retrying in a loop cannot help."""
+
+
+class ProtocolError(PermanentError):
+    """The server refused a request as malformed or conflicting (400/404/413/422)."""
+
+
 # --- transient: the world is briefly broken, retry later --------------------------------------
 
 
@@ -85,7 +93,12 @@ class CancelledError(TransientError):
     """The task was stopped from outside (shutdown or lease loss) before it finished."""
 
 
+class ScratchError(TransientError):
+    """The local scratch disk cannot be used right now (full, read-only)."""
+
+
 __all__ = [
+    "AuthError",
     "CancelledError",
     "ConfigError",
     "InvalidInputError",
@@ -97,6 +110,8 @@ __all__ = [
     "PermanentError",
     "PlatesiftError",
     "ProposerUnavailableError",
+    "ProtocolError",
+    "ScratchError",
     "ServerUnavailableError",
     "TransientError",
     "VideoError",

@@ -18,10 +18,11 @@ from actors.messages import TaskOutcome, TaskSpec
 from actors.motion import MotionActor
 from actors.nas import NASActor
 from actors.task import Progress, TaskActor, TaskRunner, TaskSink
-from journal import Journal, JournalActor, journal_sink
+from journal import Journal, JournalActor, JournalEntry, journal_sink
 from models.proposer import Proposer
 from models.registry import make_proposer
 from platesift.config import Settings
+from platesift.errors import PlatesiftError
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,22 @@ class Worker:
             raise RuntimeError("Worker.run() before start()")
         outcome: TaskOutcome = self._task.run(spec, sink, progress).get(timeout=TASK_TIMEOUT_S)
         return outcome
+
+    def refuse(
+        self, task_id: str, attempt: int, exc: PlatesiftError, sink: TaskSink | None = None
+    ) -> TaskOutcome:
+        """Reject, through the state machine and the journal, a task unusable from the start."""
+        if self._task is None:
+            raise RuntimeError("Worker.refuse() before start()")
+        outcome: TaskOutcome = self._task.refuse(task_id, attempt, exc, sink).get(
+            timeout=START_TIMEOUT_S
+        )
+        return outcome
+
+    def record(self, entry: JournalEntry) -> None:
+        """Journal a service-level event (fire-and-forget; never raises)."""
+        if self.runner is not None:
+            self.runner.record(entry)
 
     def cancel(self) -> None:
         """Ask the running task to stop at the next chunk (it fails as transient)."""
