@@ -8,6 +8,7 @@ rejected (permanent), 4 transient failure (retry later).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from platesift import __version__
-from platesift.config import Settings, describe, load_settings
+from platesift.config import SECRET_KEYS, Settings, describe, load_settings
 from platesift.errors import ConfigError, PlatesiftError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REJECTED, EXIT_TRANSIENT = 0, 1, 2, 3, 4
@@ -165,8 +166,12 @@ def cmd_settings(args: argparse.Namespace) -> int:
     effective = {
         f"{s}.{k}": v for s, d in settings.effective_parameters().items() for k, v in d.items()
     }
+    effective.update({f"{s}.{k}": v for s in ("paths", "server")
+                      for k, v in dataclasses.asdict(getattr(settings, s)).items()})
     for key, default, doc in describe():
         value = effective.get(key)
+        if key in SECRET_KEYS and value:
+            value = "(set)"  # never print a secret
         now = "" if value is None or repr(value) == default else f"  (now {value!r})"
         print(f"{key:28} {default:>10}  {doc}{now}")
     return EXIT_OK
