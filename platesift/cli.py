@@ -166,8 +166,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
     effective = {
         f"{s}.{k}": v for s, d in settings.effective_parameters().items() for k, v in d.items()
     }
-    effective.update({f"{s}.{k}": v for s in ("paths", "server")
-                      for k, v in dataclasses.asdict(getattr(settings, s)).items()})
+    effective.update(
+        {
+            f"{s}.{k}": v
+            for s in ("paths", "server")
+            for k, v in dataclasses.asdict(getattr(settings, s)).items()
+        }
+    )
     for key, default, doc in describe():
         value = effective.get(key)
         if key in SECRET_KEYS and value:
