@@ -307,7 +307,7 @@ class OpenCVPlateProposer(Proposer):
         rects = np.array([cv2.boundingRect(c) for c in contours], np.int64).reshape(-1, 4)
         min_text_h = max(3.0, 0.35 * self.min_plate_height * total_scale)
         rw, rh = rects[:, 2], rects[:, 3]
-        rects = rects[(rh >= min_text_h) & (rh <= _MAX_TEXT_H) & (rw >= 0.6 * rh)]
+        rects = rects[(rh >= min_text_h) & (rh <= _MAX_TEXT_H) & (rw >= 0.6 * rh)].reshape(-1, 4)
         lo, hi = self.aspect_range
         out: list[tuple[tuple[float, float, float, float], float]] = []
         for line in _group_pieces(rects):

@@ -71,12 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="list every setting with its default and meaning")
     settings_args(p)
 
-    p = sub.add_parser("demo", help="generate a sample street video and preprocess it")
+    p = sub.add_parser("demo", help="run the whole embedded system on a sample street video")
     p.add_argument("--out", default="demo-out", metavar="DIR", help="where to put everything")
+    settings_args(p)
+
+    p = sub.add_parser("serve", help="run the worker: pull tasks from the main server")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="exit after one task")
+    mode.add_argument("--drain", action="store_true", help="exit when no work is left")
     settings_args(p)
 
     p = sub.add_parser("sim", help="simulation tools")
     ssub = p.add_subparsers(dest="sim_command", required=True, parser_class=_Parser)
+    from sim.commands import add_parsers
+
+    add_parsers(ssub)
     sc = ssub.add_parser("scene", help="render a synthetic street scene with ground truth")
     sc.add_argument("out", help="video file to write (.mp4)")
     sc.add_argument("--preset", default="street")
@@ -182,28 +191,23 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from sim.scenes import preset, render
+def cmd_serve(args: argparse.Namespace) -> int:
+    from platesift.service import Service
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    video = out / "street.mp4"
-    print(f"rendering a sample street scene to {video} ...")
-    truth = render(preset("demo"), video)
-    (out / "street.truth.json").write_text(truth.to_json())
-    args.video, args.out, args.proposer, args.task_id = (
-        str(video),
-        str(out / "artifacts"),
-        None,
-        "demo",
-    )
-    code = cmd_preprocess(args)
-    if code == EXIT_OK:
-        print(f"\nopen {out / 'artifacts'}: manifest.json, frames.jsonl, rejections.jsonl, thumbs/")
-    return code
+    settings = _settings(args)
+    return Service(settings, once=args.once, drain=args.drain).run()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from platesift.demo import run_demo
+
+    return run_demo(Path(args.out), _settings(args))
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    if args.sim_command != "scene":
+        code: int = args.sim_func(args)
+        return code
     from sim.scenes import PRESETS, preset, render
 
     if args.preset not in PRESETS:
@@ -235,6 +239,7 @@ COMMANDS = {
     "journal": cmd_journal,
     "settings": cmd_settings,
     "demo": cmd_demo,
+    "serve": cmd_serve,
     "sim": cmd_sim,
 }
 
@@ -273,11 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        if args.command in ("preprocess", "demo"):
+        if args.command in ("preprocess", "demo", "serve"):
             _journal_error(args, exc)
         return _fail(exc.message, EXIT_USAGE)
     except PlatesiftError as exc:
-        if args.command in ("preprocess", "demo"):
+        if args.command in ("preprocess", "demo", "serve"):
             _journal_error(args, exc)
         return _fail(exc.message, EXIT_REJECTED if exc.permanent else EXIT_TRANSIENT)
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ config cannot wipe somebody's data).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from platesift.errors import ConfigError, ScratchError
 
 MARKER = ".platesift-scratch"
+LOCK = ".platesift-lock"
+_KEEP = {MARKER, LOCK}
 _MARKER_TEXT = "This directory is platesift's scratch space; it is wiped when platesift starts.\n"
 
 
@@ -59,7 +62,7 @@ def prepare_scratch(path: Path, nas_root: Path | None = None, *, wipe: bool) -> 
                     "directory"
                 )
         else:
-            real.mkdir(parents=True)
+            real.mkdir(parents=True, exist_ok=True)
             (real / MARKER).write_text(_MARKER_TEXT)
         if wipe:
             wipe_scratch(real)
@@ -74,7 +77,7 @@ def wipe_scratch(real: Path) -> int:
         raise ConfigError(f"{real} is not a platesift scratch directory; refusing to wipe it")
     removed = 0
     for entry in real.iterdir():
-        if entry.name == MARKER:
+        if entry.name in _KEEP:
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
@@ -85,8 +88,41 @@ def wipe_scratch(real: Path) -> int:
 
 
 def is_empty(real: Path) -> bool:
-    """True when the scratch directory holds nothing but its marker."""
-    return all(entry.name == MARKER for entry in real.iterdir())
+    """True when the scratch directory holds nothing but its marker (and lock)."""
+    return all(entry.name in _KEEP for entry in real.iterdir())
 
 
-__all__ = ["MARKER", "check_scratch_location", "is_empty", "prepare_scratch", "wipe_scratch"]
+class ScratchLock:
+    """An exclusive lock on a scratch directory, held for a service's whole life, so two
+    services can never wipe each other's work."""
+
+    def __init__(self, real: Path) -> None:
+        self.path = real / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> ScratchLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(
+                f"scratch directory {self.path.parent} is in use by another platesift service"
+            ) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+__all__ = [
+    "MARKER",
+    "ScratchLock",
+    "check_scratch_location",
+    "is_empty",
+    "prepare_scratch",
+    "wipe_scratch",
+]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
 import signal
@@ -44,7 +43,7 @@ from platesift.errors import (
     ProtocolError,
     TransientError,
 )
-from platesift.scratch import prepare_scratch
+from platesift.scratch import ScratchLock, prepare_scratch, wipe_scratch
 from platesift.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -167,7 +166,9 @@ class Service:
         if not s.paths.nas_root:
             raise ConfigError("paths.nas_root is not set: the service needs the NAS mount point")
         nas_root = Path(s.paths.nas_root)
-        scratch = prepare_scratch(s.scratch_path(), nas_root, wipe=True)
+        scratch = prepare_scratch(s.scratch_path(), nas_root, wipe=False)
+        lock = ScratchLock(scratch).acquire()  # before the wipe: never wipe a live service's
+        wipe_scratch(scratch)
         logger.info("scratch %s wiped", scratch)
         self.nas = Nas(nas_root, sentinel=s.paths.nas_sentinel or None)
         self.client = TaskClient(s.server, self.worker_id)
@@ -189,6 +190,7 @@ class Service:
             self.client.close()
             self.beat_client.close()
             self._worker = None
+            lock.release()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -355,7 +357,7 @@ class Service:
         detail: dict[str, Any],
         *,
         kind: str = "note",
-        task: str = "-",
+        task: str = "(service)",
         attempt: int = 0,
     ) -> None:
         if self._worker is not None:
@@ -395,14 +397,6 @@ def _sidecar(source: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInputError(f"sidecar {path.name} must hold a JSON object")
     return data
-
-
-def pid_alive(pid: int) -> bool:  # pragma: no cover - small helper for the fault harness
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 __all__ = ["Heartbeat", "ServerSink", "Service", "idempotency_key"]

@@ -220,7 +220,7 @@ def frame_count(spec: SceneSpec) -> int:
 def _build_background(w: int, h: int, rng: np.random.Generator, night: bool) -> Image:
     """A static street: sky, buildings with windows, sidewalk, textured road with markings."""
     s = h / 360.0
-    img = np.empty((h, w, 3), np.float32)
+    img: Image = np.empty((h, w, 3), np.float32)
     base = int(0.50 * h)  # foot of the buildings / top of the sidewalk
     curb = int(0.56 * h)  # top of the road
 
@@ -229,8 +229,10 @@ def _build_background(w: int, h: int, rng: np.random.Generator, night: bool) -> 
     sky_top = np.array([205, 170, 140], np.float32)
     sky_low = np.array([230, 215, 200], np.float32)
     img[:base] = sky_top * (1 - ys) + sky_low * ys
-    clouds = cv2.resize(
-        rng.normal(0, 9, (4, 8)).astype(np.float32), (w, base), interpolation=cv2.INTER_CUBIC
+    clouds = _f32(
+        cv2.resize(
+            rng.normal(0, 9, (4, 8)).astype(np.float32), (w, base), interpolation=cv2.INTER_CUBIC
+        )
     )
     img[:base] += clouds[..., None]
 
@@ -285,9 +287,11 @@ def _build_background(w: int, h: int, rng: np.random.Generator, night: bool) -> 
     rh = h - curb
     yr = np.linspace(0.0, 1.0, rh, dtype=np.float32)[:, None, None]
     img[curb:] = np.array([88, 90, 93], np.float32) * (0.92 + 0.12 * yr)
-    grain = cv2.GaussianBlur(rng.normal(0, 9, (rh, w)).astype(np.float32), (0, 0), 0.7)
-    blotch = cv2.resize(
-        rng.normal(0, 5, (6, 24)).astype(np.float32), (w, rh), interpolation=cv2.INTER_CUBIC
+    grain = _f32(cv2.GaussianBlur(rng.normal(0, 9, (rh, w)).astype(np.float32), (0, 0), 0.7))
+    blotch = _f32(
+        cv2.resize(
+            rng.normal(0, 5, (6, 24)).astype(np.float32), (w, rh), interpolation=cv2.INTER_CUBIC
+        )
     )
     img[curb:] += (grain + blotch)[..., None]
     lane_y = int(0.81 * h)

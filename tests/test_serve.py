@@ -1,0 +1,365 @@
+"""`platesift serve` against the real reference server on loopback and a real NAS folder,
+with real worker processes (killed for real where the test says so). No mocked HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from platesift.artifacts import verify_artifact_dir
+from platesift.config import load_settings
+from platesift.scratch import is_empty
+from platesift.service import Service, idempotency_key
+from sim.scenes import preset, render
+from sim.server import TaskServer
+
+PLATESIFT = str(Path(sys.executable).with_name("platesift"))
+TOKEN = "test-token-0123456789"
+
+
+@dataclasses.dataclass
+class System:
+    server: TaskServer
+    nas: Path
+    config: Path
+    root: Path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}"}
+
+    def submit(self, payload: Any, type_: str = "PREPROCESS_VIDEO") -> str:
+        r = requests.post(
+            f"{self.server.url}/v1/tasks",
+            headers=self.headers,
+            timeout=10,
+            json={"type": type_, "payload": payload},
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["task_id"])
+
+    def tasks(self, **query: str) -> list[dict[str, Any]]:
+        r = requests.get(
+            f"{self.server.url}/v1/tasks", headers=self.headers, params=query, timeout=10
+        )
+        return list(r.json()["tasks"])
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return dict(
+            requests.get(
+                f"{self.server.url}/v1/tasks/{task_id}", headers=self.headers, timeout=10
+            ).json()
+        )
+
+    def heavy(self) -> list[dict[str, Any]]:
+        return self.tasks(type="HEAVY_PROCESS")
+
+    def serve(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            env=self.env(env),
+            timeout=timeout,
+            check=False,
+        )
+
+    def command(self, *args: str) -> list[str]:
+        return [PLATESIFT, "serve", "--config", str(self.config), *args]
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLATESIFT_")}
+        env["PLATESIFT_SERVER__TOKEN"] = TOKEN
+        env.update(extra or {})
+        return env
+
+    def artifacts(self, task_id: str) -> Path:
+        return self.nas / "artifacts" / task_id
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("videos")
+    spec = preset("street", seconds=3.0, width=320, height=180)
+    return {
+        "short": _render(root / "short.mp4", spec),
+        "long": _render(root / "long.mp4", dataclasses.replace(spec, seconds=40.0)),
+    }
+
+
+def _render(path: Path, spec: Any) -> Path:
+    render(spec, path)
+    return path
+
+
+@pytest.fixture
+def system(tmp_path: Path, videos: dict[str, Path]) -> Iterator[System]:
+    nas = tmp_path / "nas"
+    (nas / "cams").mkdir(parents=True)
+    for name, video in videos.items():
+        os.link(video, nas / "cams" / f"{name}.mp4")
+    server = TaskServer("127.0.0.1", 0, tmp_path / "tasks.db", token=TOKEN, lease_s=3.0)
+    server.start()
+    config = tmp_path / "platesift.toml"
+    config.write_text(
+        f'[paths]\nnas_root = "{nas}"\nscratch = "{tmp_path / "scratch"}"\n'
+        f'journal = "{tmp_path / "journal.db"}"\n'
+        f'[server]\nurl = "{server.url}"\nwait_s = 1.0\nbackoff_max_s = 0.5\n'
+        "[analysis]\nwidth = 320\n"
+    )
+    yield System(server, nas, config, tmp_path)
+    server.stop()
+
+
+def digest(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Wait on a condition (not a sleep): re-check it on a short event timeout."""
+    tick = threading.Event()
+    deadline = __import__("time").monotonic() + timeout
+    while __import__("time").monotonic() < deadline:
+        if predicate():
+            return True
+        tick.wait(0.05)
+    return predicate()
+
+
+def test_happy_path_with_sidecar(system: System) -> None:
+    sidecar = system.nas / "cams" / "short.mp4.json"
+    sidecar.write_text(json.dumps({"camera": "gate-1", "lane": 2}))
+    task_id = system.submit({"video": "cams/short.mp4"})
+    result = system.serve("--drain")
+    assert result.returncode == 0, result.stderr
+    task = system.task(task_id)
+    assert task["state"] == "done" and task["attempts"] == 1
+    heavy = system.heavy()
+    assert len(heavy) == 1
+    payload = heavy[0]["payload"]
+    out = system.artifacts(task_id)
+    assert verify_artifact_dir(out) == []
+    manifest = (out / "manifest.json").read_bytes()
+    assert payload["manifest_sha256"] == hashlib.sha256(manifest).hexdigest()
+    assert payload["source_task_id"] == task_id
+    assert payload["video"] == "cams/short.mp4"
+    assert payload["artifacts"] == f"artifacts/{task_id}"
+    assert payload["metadata"] == {"camera": "gate-1", "lane": 2}
+    assert json.loads(manifest)["metadata"] == {"camera": "gate-1", "lane": 2}
+    assert task["detail"]["heavy_task_id"] == heavy[0]["task_id"]
+    assert is_empty(system.root / "scratch")
+    assert TOKEN not in result.stdout + result.stderr
+
+
+BAD_TASKS: list[tuple[Any, str]] = [
+    ({"video": "../outside.mp4"}, ".."),
+    ({"video": "/etc/passwd"}, "outside"),
+    ({"video": "cams/nope.mp4"}, "does not exist"),
+    ({"video": "cams/notes.mp4"}, "not a video"),
+    ({"video": "cams/short.mp4", "params": {"motion.threshold": -1}}, "at least"),
+    ({"video": "cams/short.mp4", "params": {"motion.treshold": 5}}, "did you mean"),
+    ({"video": "cams/short.mp4", "params": {"proposer.backend": "none"}}, "per task"),
+    ({"video": "cams/short.mp4", "params": "fast"}, "params"),
+    ({"video": 42}, "video"),
+    ({"camera": "gate-1"}, 'needs \\"video\\"'),
+]
+
+
+def test_bad_tasks_are_rejected_with_a_reason_and_the_service_keeps_going(
+    system: System,
+) -> None:
+    (system.nas.parent / "outside.mp4").write_bytes(b"x" * 100)
+    (system.nas / "cams" / "notes.mp4").write_text("not a video\n" * 100)
+    bad = [(system.submit(payload), why) for payload, why in BAD_TASKS]
+    other = system.submit({"video": "cams/short.mp4"}, type_="UNKNOWN_TYPE")
+    good = system.submit({"video": "cams/short.mp4"})
+    result = system.serve("--drain")
+    assert result.returncode == 0, result.stderr
+    for task_id, why in bad:
+        task = system.task(task_id)
+        assert task["state"] == "rejected", task
+        assert why in json.dumps(task["detail"]), (why, task["detail"])
+    assert system.task(other)["state"] == "pending"  # never pulled: not our type
+    assert system.task(good)["state"] == "done"
+    assert len(system.heavy()) == 1
+    assert not (system.nas.parent / "artifacts").exists()
+
+
+@pytest.mark.parametrize("point", ["after_manifest", "after_publish", "before_complete"])
+def test_killed_at_the_worst_moments_then_restarted(system: System, point: str) -> None:
+    task_id = system.submit({"video": "cams/short.mp4"})
+    crashed = system.serve("--once", env={"PLATESIFT_FAILPOINTS": f"{point}=kill"})
+    assert crashed.returncode == -signal.SIGKILL
+    assert system.task(task_id)["state"] == "leased"
+    first = digest(system.artifacts(task_id))
+    assert len(system.heavy()) == (0 if point == "after_manifest" else 1)
+    # A second worker (a fresh process) pulls it again once the lease has expired.
+    again = system.serve("--once")
+    assert again.returncode == 0, again.stderr
+    task = system.task(task_id)
+    assert task["state"] == "done" and task["attempts"] == 2
+    heavy = system.heavy()
+    assert len(heavy) == 1
+    assert heavy[0]["idempotency_key"] == idempotency_key(task_id)
+    assert digest(system.artifacts(task_id)) == first
+    assert verify_artifact_dir(system.artifacts(task_id)) == []
+
+
+def test_two_workers_never_process_the_same_task(system: System) -> None:
+    ids = [system.submit({"video": "cams/short.mp4"}) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            system.command("--drain"),
+            env=system.env({"PLATESIFT_PATHS__SCRATCH": str(system.root / n)}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in ("scratch-a", "scratch-b")
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    for task_id in ids:
+        task = system.task(task_id)
+        assert task["state"] == "done" and task["attempts"] == 1
+    heavy = system.heavy()
+    assert sorted(h["payload"]["source_task_id"] for h in heavy) == sorted(ids)
+
+
+def test_sigterm_stops_quickly_and_leaves_the_task_to_lease_expiry(system: System) -> None:
+    task_id = system.submit({"video": "cams/long.mp4"})
+    proc = subprocess.Popen(
+        system.command(),
+        env=system.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert wait_until(lambda: system.task(task_id)["state"] == "leased")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert system.task(task_id)["state"] == "leased"
+    assert system.heavy() == []
+    assert not (system.artifacts(task_id) / "manifest.json").exists()
+
+
+def test_a_second_service_on_the_same_scratch_refuses(system: System) -> None:
+    task_id = system.submit({"video": "cams/long.mp4"})
+    first = subprocess.Popen(
+        system.command(),
+        env=system.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: system.task(task_id)["state"] == "leased")
+        staged = list((system.root / "scratch").iterdir())
+        second = system.serve("--drain", timeout=30)
+        assert second.returncode == 2
+        assert "in use by another platesift service" in second.stderr
+        assert list((system.root / "scratch").iterdir()) == staged or first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=10) == 0
+
+
+def test_wrong_token_stops_at_once(system: System) -> None:
+    system.submit({"video": "cams/short.mp4"})
+    result = system.serve("--drain", env={"PLATESIFT_SERVER__TOKEN": "wrong"}, timeout=30)
+    assert result.returncode == 2
+    assert "401" in result.stderr and "wrong" not in result.stderr
+
+
+def test_server_errors_and_dropped_connections_are_survived(system: System) -> None:
+    task_id = system.submit({"video": "cams/short.mp4"})
+    admin = f"{system.server.url}/v1/admin/faults"
+    r = requests.post(
+        admin, headers=system.headers, json={"mode": "error500", "count": 3}, timeout=10
+    )
+    assert r.status_code == 200, r.text
+    result = system.serve("--once", timeout=60)
+    assert result.returncode == 0, result.stderr
+    second = system.submit({"video": "cams/short.mp4"})
+    requests.post(admin, headers=system.headers, json={"mode": "close", "count": 2}, timeout=10)
+    assert system.serve("--once", timeout=60).returncode == 0
+    assert system.task(task_id)["state"] == "done"
+    assert system.task(second)["state"] == "done"
+    assert len(system.heavy()) == 2
+
+
+def test_a_lost_lease_stops_the_work_and_publishes_nothing(
+    tmp_path: Path, videos: dict[str, Path]
+) -> None:
+    now = [0.0]
+    nas = tmp_path / "nas"
+    (nas / "cams").mkdir(parents=True)
+    os.link(videos["long"], nas / "cams" / "long.mp4")
+    with TaskServer(
+        "127.0.0.1", 0, tmp_path / "t.db", token=TOKEN, lease_s=0.6, clock=lambda: now[0]
+    ) as server:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        task_id = requests.post(
+            f"{server.url}/v1/tasks",
+            headers=headers,
+            timeout=10,
+            json={"type": "PREPROCESS_VIDEO", "payload": {"video": "cams/long.mp4"}},
+        ).json()["task_id"]
+        settings = load_settings(
+            env={"PLATESIFT_SERVER__TOKEN": TOKEN},
+            overrides=[
+                f"paths.nas_root={nas}",
+                f"paths.scratch={tmp_path / 's'}",
+                f"paths.journal={tmp_path / 'j.db'}",
+                f"server.url={server.url}",
+                "server.wait_s=1",
+                "analysis.width=320",
+            ],
+        )
+        service = Service(settings, once=True, install_signals=False)
+        done = threading.Event()
+        codes: list[int] = []
+        thread = threading.Thread(target=lambda: (codes.append(service.run()), done.set()))
+        thread.start()
+        assert wait_until(
+            lambda: (
+                requests.get(f"{server.url}/v1/tasks/{task_id}", headers=headers, timeout=5).json()[
+                    "state"
+                ]
+                == "leased"
+            )
+        )
+        now[0] += 10.0  # the lease expires on the server's clock...
+        stolen = requests.post(
+            f"{server.url}/v1/tasks/pull",
+            headers=headers,
+            timeout=10,
+            json={"types": ["PREPROCESS_VIDEO"], "worker": "other", "wait_s": 0},
+        )
+        assert stolen.status_code == 200 and stolen.json()["attempt"] == 2  # ...and is re-leased
+        assert done.wait(30), "the worker did not notice it lost its lease"
+        thread.join()
+        assert codes == [0]
+        heavy = requests.get(
+            f"{server.url}/v1/tasks", params={"type": "HEAVY_PROCESS"}, headers=headers, timeout=5
+        ).json()["tasks"]
+        assert heavy == []
+        assert not (nas / "artifacts" / task_id / "manifest.json").exists()
