@@ -363,3 +363,113 @@ def test_a_lost_lease_stops_the_work_and_publishes_nothing(
         ).json()["tasks"]
         assert heavy == []
         assert not (nas / "artifacts" / task_id / "manifest.json").exists()
+
+
+class _Hostile(threading.Thread):
+    """A server that answers every request with garbage, or accepts and never answers."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(daemon=True)
+        import socket
+
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[Any] = []
+        self.requests = 0
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.requests += 1
+            if self.mode == "hang":
+                self.held.append(conn)  # never answered, never closed
+                continue
+            conn.recv(65536)
+            body = b"<html>surprise</html>"
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.parametrize("mode", ["garbage", "hang"])
+def test_garbage_or_hanging_server_backs_off_and_keeps_serving(tmp_path: Path, mode: str) -> None:
+    from journal import Journal
+
+    hostile = _Hostile(mode)
+    hostile.start()
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    settings = load_settings(
+        env={"PLATESIFT_SERVER__TOKEN": TOKEN},
+        overrides=[
+            f"paths.nas_root={nas}",
+            f"paths.scratch={tmp_path / 's'}",
+            f"paths.journal={tmp_path / 'j.db'}",
+            f"server.url={hostile.url}",
+            "server.wait_s=0.2",
+            "server.timeout_s=0.3",
+            "server.backoff_max_s=0.3",
+        ],
+    )
+    service = Service(settings, install_signals=False)
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(service.run()))
+    thread.start()
+    try:
+        assert wait_until(lambda: service._failures >= 4, timeout=30)
+    finally:
+        service.stop()
+        thread.join(timeout=10)
+        hostile.close()
+    assert codes == [0]
+    assert hostile.requests <= 40  # backed off: no spinning
+    with Journal.open_existing(tmp_path / "j.db") as journal:
+        backoffs = [e for e in journal.events("(service)") if e.event == "backoff"]
+    assert len(backoffs) >= 4
+    expected = "not JSON" if mode == "garbage" else "cannot reach"
+    assert expected in str(backoffs[0].detail["error"]), backoffs[0].detail
+    assert TOKEN not in json.dumps([dict(e.detail) for e in backoffs])
+
+
+def test_systemd_ready_watchdog_and_stopping(system: System, tmp_path: Path) -> None:
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.settimeout(30)
+    proc = subprocess.Popen(
+        system.command(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=system.env({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}),
+    )
+    try:
+        seen: list[str] = []
+        while not any("WATCHDOG=1" in m for m in seen):
+            seen.append(listener.recv(4096).decode())
+        assert seen[0].startswith("READY=1")
+        proc.send_signal(signal.SIGTERM)
+        while not any("STOPPING=1" in m for m in seen):
+            seen.append(listener.recv(4096).decode())
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
