@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import pykka
 
-from models.proposer import Box, Proposal, Proposer
+from models.proposer import Proposal, Proposer
+from models.regions import Crop, propose_on_crops
 
 logger = logging.getLogger(__name__)
 
@@ -21,18 +21,22 @@ ProposerFactory = Callable[[], Proposer]
 
 
 class RegionProposals:
-    """Plain logic: run a proposer over a batch of frames."""
+    """Plain logic: run a proposer over the region crops of a batch of frames."""
 
-    def __init__(self, proposer: Proposer) -> None:
+    def __init__(self, proposer: Proposer, max_regions: int = 4) -> None:
         self.proposer = proposer
+        self.max_regions = max_regions
 
     def describe(self) -> dict[str, str | None]:
         return {"backend": self.proposer.backend, "model": self.proposer.model}
 
     def propose(
-        self, batch: Sequence[tuple[np.ndarray, tuple[Box, ...]]]
-    ) -> tuple[tuple[Proposal, ...], ...]:
-        return tuple(tuple(self.proposer.propose(luma, rois)) for luma, rois in batch)
+        self, batch: Sequence[tuple[Crop, ...]]
+    ) -> tuple[tuple[tuple[int, Proposal], ...], ...]:
+        """For each frame: (crop index, proposal in frame pixels), best first."""
+        return tuple(
+            tuple(propose_on_crops(self.proposer, crops, self.max_regions)) for crops in batch
+        )
 
     def close(self) -> None:
         self.proposer.close()
@@ -41,9 +45,10 @@ class RegionProposals:
 class CoralActor(pykka.ThreadingActor):
     """Owns the proposer backend; one batch at a time."""
 
-    def __init__(self, factory: ProposerFactory) -> None:
+    def __init__(self, factory: ProposerFactory, max_regions: int = 4) -> None:
         super().__init__()
         self._factory = factory
+        self._max_regions = max_regions
         self._logic: RegionProposals | None = None
 
     def ping(self) -> bool:
@@ -52,7 +57,7 @@ class CoralActor(pykka.ThreadingActor):
     def load(self) -> dict[str, str | None]:
         """Create the backend in this actor's thread; its errors reach the caller's future."""
         if self._logic is None:
-            self._logic = RegionProposals(self._factory())
+            self._logic = RegionProposals(self._factory(), self._max_regions)
         return self._logic.describe()
 
     def describe(self) -> dict[str, str | None]:
@@ -60,8 +65,8 @@ class CoralActor(pykka.ThreadingActor):
         return self._logic.describe()
 
     def propose(
-        self, batch: Sequence[tuple[np.ndarray, tuple[Box, ...]]]
-    ) -> tuple[tuple[Proposal, ...], ...]:
+        self, batch: Sequence[tuple[Crop, ...]]
+    ) -> tuple[tuple[tuple[int, Proposal], ...], ...]:
         assert self._logic is not None
         return self._logic.propose(batch)
 

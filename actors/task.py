@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,8 @@ from actors.messages import REJECTION_REASONS, KeptFrame, Region, TaskOutcome, T
 from actors.nas import Staging
 from fsm.machine import Recorder, TaskModel, build_machine
 from journal.entry import JournalEntry
+from models.proposer import Proposal
+from models.regions import Crop, crop_regions
 from platesift import artifacts
 from platesift.config import Settings
 from platesift.errors import (
@@ -145,10 +148,15 @@ class TaskRunner:
     ) -> dict[str, Any]:
         runs = artifacts.RejectionRuns()
         rejected = dict.fromkeys(REJECTION_REASONS, 0)
-        decoded = kept = regions = frames_with_regions = 0
+        totals = {"kept": 0, "regions": 0, "frames_with_regions": 0}
+        decoded = 0
         pending = deque(
             self.decoder.next_chunk() for _ in range(self.current.analysis.prefetch_chunks)
         )
+        # Proposal batches in flight, oldest first: (future, frames), bounded by crop bytes.
+        inflight: deque[tuple[Any, list[_Waiting]]] = deque()
+        inflight_bytes = 0
+        budget = self.current.analysis.propose_backlog_mb * 1024 * 1024
         chunk_no = 0
         while True:
             self.model.extract(chunk=chunk_no)
@@ -163,36 +171,35 @@ class TaskRunner:
             self.model.filter(chunk=chunk_no, frames=len(chunk.frames))
             verdicts: tuple[Verdict, ...] = self.motion.judge(chunk).get(timeout=ACTOR_TIMEOUT_S)
             decoded += len(chunk.frames)
-            keep = []
+            waiting = []
             for frame, verdict in zip(chunk.frames, verdicts):
                 if verdict.kept:
-                    keep.append((frame, verdict))
+                    # Keep only copies of the regions around the motion; the frame goes now.
+                    waiting.append(
+                        _Waiting(
+                            frame.index, frame.t, verdict, crop_regions(frame.full, verdict.rois)
+                        )
+                    )
                     continue
                 rejected[verdict.reason or "static"] += 1
                 line = runs.add(verdict.index, verdict.reason or "static")
                 if line is not None:
                     staging.append_rejection(line)
-            if keep:
-                self.model.propose(chunk=chunk_no, kept=len(keep))
-                batch = [(frame.full, verdict.rois) for frame, verdict in keep]
-                proposals = _get(
-                    self.coral.propose(batch),
-                    ACTOR_TIMEOUT_S,
-                    ProposerUnavailableError,
-                    "the proposer stopped answering",
-                )
-                for (frame, verdict), found in zip(keep, proposals):
-                    record = self._kept_frame(
-                        frame.index, frame.t, frame.full, verdict, found, staging
-                    )
-                    staging.append_frame(artifacts.frame_line(record))
-                    kept += 1
-                    regions += len(record.regions)
-                    frames_with_regions += bool(record.regions)
+            del chunk
+            if waiting:
+                self.model.propose(chunk=chunk_no, kept=len(waiting))
+                inflight.append((self.coral.propose([w.crops for w in waiting]), waiting))
+                inflight_bytes += sum(w.nbytes for w in waiting)
+            # Write what the proposer has finished; wait only when the backlog is too big.
+            while inflight and (inflight_bytes > budget or _ready(inflight[0][0])):
+                inflight_bytes -= self._collect(inflight.popleft(), staging, totals)
             self.peak_scratch_bytes = max(self.peak_scratch_bytes, staging.bytes_used())
             if progress is not None:
                 progress(decoded, declared)
             chunk_no += 1
+        while inflight:
+            self._collect(inflight.popleft(), staging, totals)
+        self.peak_scratch_bytes = max(self.peak_scratch_bytes, staging.bytes_used())
         last = runs.finish()
         if last is not None:
             staging.append_rejection(last)
@@ -200,11 +207,27 @@ class TaskRunner:
             raise NasUnavailableError("no frames decoded")  # open() saw one: the source vanished
         return {
             "decoded": decoded,
-            "kept": kept,
+            "kept": totals["kept"],
             "rejected": rejected,
-            "regions": regions,
-            "frames_with_regions": frames_with_regions,
+            "regions": totals["regions"],
+            "frames_with_regions": totals["frames_with_regions"],
         }
+
+    def _collect(
+        self, item: tuple[Any, list[_Waiting]], staging: Staging, totals: dict[str, int]
+    ) -> int:
+        """Wait for one proposal batch, write its frames in order; return the bytes freed."""
+        future, waiting = item
+        results = _get(
+            future, ACTOR_TIMEOUT_S, ProposerUnavailableError, "the proposer stopped answering"
+        )
+        for w, found in zip(waiting, results):
+            record = self._kept_frame(w, found, staging)
+            staging.append_frame(artifacts.frame_line(record))
+            totals["kept"] += 1
+            totals["regions"] += len(record.regions)
+            totals["frames_with_regions"] += bool(record.regions)
+        return sum(w.nbytes for w in waiting)
 
     def refuse(
         self, task_id: str, attempt: int, exc: PlatesiftError, sink: TaskSink | None = None
@@ -216,25 +239,21 @@ class TaskRunner:
         return self._rejected(spec, sink or LocalSink(), exc, time.monotonic())
 
     def _kept_frame(
-        self,
-        index: int,
-        t: float,
-        luma: Any,
-        verdict: Verdict,
-        found: tuple[Any, ...],
-        staging: Staging,
+        self, w: _Waiting, found: tuple[tuple[int, Proposal], ...], staging: Staging
     ) -> KeptFrame:
         cam, out, q = self.current.camera, self.current.output, self.current.quality
         regions = []
-        for i, proposal in enumerate(found):
+        for i, (crop_index, proposal) in enumerate(found):
             thumb = None
             if out.thumbnails:
-                thumb = artifacts.thumb_name(index, i)
+                crop = w.crops[crop_index]
+                x1, y1, x2, y2 = proposal.box
+                thumb = artifacts.thumb_name(w.index, i)
                 staging.write_thumb(
                     thumb,
                     encode_thumb(
-                        luma,
-                        proposal.box,
+                        crop.pixels,
+                        (x1 - crop.x, y1 - crop.y, x2 - crop.x, y2 - crop.y),
                         margin=out.thumb_margin,
                         max_width=out.thumb_max_width,
                         quality=out.jpeg_quality,
@@ -249,17 +268,15 @@ class TaskRunner:
                 )
             )
         best = max((r.score for r in regions), default=None)
+        v = w.verdict
         return KeptFrame(
-            index=index,
-            t=t,
-            lighting=verdict.lighting,
-            blur=verdict.blur,
-            motion=verdict.motion,
+            index=w.index,
+            t=w.t,
+            lighting=v.lighting,
+            blur=v.blur,
+            motion=v.motion,
             confidence=confidence(
-                lighting=verdict.lighting,
-                dark_level=q.dark_level,
-                clarity=verdict.blur,
-                best_score=best,
+                lighting=v.lighting, dark_level=q.dark_level, clarity=v.blur, best_score=best
             ),
             regions=tuple(regions),
         )
@@ -363,6 +380,31 @@ class TaskRunner:
             logger.exception("closing the decoder failed")
         if staging is not None:
             staging.cleanup()
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A kept frame waiting for its proposals: only its region crops are kept."""
+
+    index: int
+    t: float
+    verdict: Verdict
+    crops: tuple[Crop, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.crops)
+
+
+def _ready(future: Any) -> bool:
+    """True when a pykka future already holds its result (or error)."""
+    try:
+        future.get(timeout=0)
+    except pykka.Timeout:
+        return False
+    except Exception:
+        return True  # its error is raised again when it is collected
+    return True
 
 
 def _never_raising(record: Recorder) -> Recorder:

@@ -45,8 +45,16 @@ class AnalysisSettings:
     motion_width: int = _opt(
         240, "motion-detection frame width in pixels (at most analysis.width)", 32, 1920
     )
-    chunk_mb: int = _opt(32, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
+    chunk_mb: int = _opt(16, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
     prefetch_chunks: int = _opt(2, "chunks decoded ahead while the current one is analysed", 1, 8)
+    propose_backlog_mb: int = _opt(
+        48, "region crops of kept frames waiting for the proposer, MiB", 1, 1024
+    )
+    decoder: str = _opt(
+        "auto",
+        "decoder: pyav (zero-copy), opencv, or auto (pyav if installed)",
+        choices=("auto", "pyav", "opencv"),
+    )
 
 
 @dataclass(frozen=True)
@@ -332,3 +340,13 @@ __all__ = [
     "load_settings",
     "with_task_params",
 ]
+
+
+def markdown_table() -> str:
+    """The README's settings table (`python -m platesift.config` prints it)."""
+    rows = [f"| `{key}` | `{default}` | {doc} |" for key, default, doc in describe()]
+    return "\n".join(["| setting | default | meaning |", "|---|---|---|", *rows])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown_table())

@@ -56,7 +56,9 @@ class Worker:
             nas = self._start(NASActor.start(self._nas_root)).proxy()
             decoder = self._start(DecoderActor.start(s.analysis)).proxy()
             motion = self._start(MotionActor.start(s.analysis, s.motion, s.quality)).proxy()
-            coral = self._start(CoralActor.start(self._proposer_factory)).proxy()
+            coral = self._start(
+                CoralActor.start(self._proposer_factory, s.proposer.max_regions)
+            ).proxy()
             coral.load().get(timeout=START_TIMEOUT_S)  # backend errors surface here, clearly
             scratch = self._scratch
             self.runner = TaskRunner(

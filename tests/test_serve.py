@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,16 @@ class System:
             check=False,
         )
 
+    def spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """A `platesift serve` process running in the background."""
+        return subprocess.Popen(
+            self.command(*args),
+            env=self.env(env),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
     def command(self, *args: str) -> list[str]:
         return [PLATESIFT, "serve", "--config", str(self.config), *args]
 
@@ -136,8 +147,8 @@ def digest(path: Path) -> dict[str, str]:
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
     """Wait on a condition (not a sleep): re-check it on a short event timeout."""
     tick = threading.Event()
-    deadline = __import__("time").monotonic() + timeout
-    while __import__("time").monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if predicate():
             return True
         tick.wait(0.05)
@@ -226,13 +237,7 @@ def test_killed_at_the_worst_moments_then_restarted(system: System, point: str) 
 def test_two_workers_never_process_the_same_task(system: System) -> None:
     ids = [system.submit({"video": "cams/short.mp4"}) for _ in range(4)]
     procs = [
-        subprocess.Popen(
-            system.command("--drain"),
-            env=system.env({"PLATESIFT_PATHS__SCRATCH": str(system.root / n)}),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        system.spawn("--drain", env={"PLATESIFT_PATHS__SCRATCH": str(system.root / n)})
         for n in ("scratch-a", "scratch-b")
     ]
     for proc in procs:
@@ -246,13 +251,7 @@ def test_two_workers_never_process_the_same_task(system: System) -> None:
 
 def test_sigterm_stops_quickly_and_leaves_the_task_to_lease_expiry(system: System) -> None:
     task_id = system.submit({"video": "cams/long.mp4"})
-    proc = subprocess.Popen(
-        system.command(),
-        env=system.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = system.spawn()
     assert wait_until(lambda: system.task(task_id)["state"] == "leased")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
@@ -263,13 +262,7 @@ def test_sigterm_stops_quickly_and_leaves_the_task_to_lease_expiry(system: Syste
 
 def test_a_second_service_on_the_same_scratch_refuses(system: System) -> None:
     task_id = system.submit({"video": "cams/long.mp4"})
-    first = subprocess.Popen(
-        system.command(),
-        env=system.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = system.spawn()
     try:
         assert wait_until(lambda: system.task(task_id)["state"] == "leased")
         staged = list((system.root / "scratch").iterdir())
@@ -453,13 +446,7 @@ def test_systemd_ready_watchdog_and_stopping(system: System, tmp_path: Path) -> 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(path)
     listener.settimeout(30)
-    proc = subprocess.Popen(
-        system.command(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=system.env({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}),
-    )
+    proc = system.spawn(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
     try:
         seen: list[str] = []
         while not any("WATCHDOG=1" in m for m in seen):

@@ -16,6 +16,17 @@ from platesift.config import AnalysisSettings
 from platesift.errors import NasUnavailableError, VideoError
 from tests.conftest import moving_box_frames, write_video
 
+BACKENDS = ("pyav", "opencv")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def settings(backend: str, **kw: object) -> AnalysisSettings:
+    return AnalysisSettings(decoder=backend, **kw)  # type: ignore[arg-type]
+
 
 def decode_all(decoder: Decoder) -> list:
     frames = []
@@ -26,8 +37,8 @@ def decode_all(decoder: Decoder) -> list:
         frames.extend(chunk.frames)
 
 
-def test_luma_plane_path_decodes_every_frame(small_video: Path) -> None:
-    d = Decoder(AnalysisSettings(width=160))
+def test_luma_plane_path_decodes_every_frame(small_video: Path, backend: str) -> None:
+    d = Decoder(settings(backend, width=160))
     info = d.open(str(small_video), small_video.stat().st_size)
     assert info.luma_path
     assert (info.width, info.height, info.fps, info.declared_frames) == (320, 240, 25.0, 40)
@@ -45,53 +56,53 @@ def test_luma_plane_path_decodes_every_frame(small_video: Path) -> None:
     d.close()
 
 
-def test_colour_fallback_for_non_planar_sources(tmp_path: Path) -> None:
+def test_colour_fallback_for_non_planar_sources(tmp_path: Path, backend: str) -> None:
     video = write_video(tmp_path / "v.mkv", moving_box_frames(12), fourcc="FFV1")
-    d = Decoder(AnalysisSettings(width=160))
+    d = Decoder(settings(backend, width=160))
     info = d.open(str(video), video.stat().st_size)
     assert not info.luma_path
     frames = decode_all(d)
     assert len(frames) == 12 and frames[0].full.shape == (240, 320)
 
 
-def test_chunks_are_sized_by_the_memory_budget(small_video: Path) -> None:
-    d = Decoder(AnalysisSettings(width=160, chunk_mb=4))
+def test_chunks_are_sized_by_the_memory_budget(small_video: Path, backend: str) -> None:
+    d = Decoder(settings(backend, width=160, chunk_mb=4))
     d.open(str(small_video), small_video.stat().st_size)
     # 4 MiB / (320*240 + 160*120) bytes = 43 frames -> capped by the 40-frame video
     assert d.chunk_frames == 43
-    big = Decoder(AnalysisSettings(width=160, chunk_mb=4))
+    big = Decoder(settings(backend, width=160, chunk_mb=4))
     assert analysis_size(1920, 1080, 480) == (480, 270)
     assert analysis_size(320, 240, 480) == (320, 240)  # never upscaled
     del big
 
 
-def test_not_a_video(tmp_path: Path) -> None:
+def test_not_a_video(tmp_path: Path, backend: str) -> None:
     bad = tmp_path / "notes.mp4"
     bad.write_text("this is not a video")
     with pytest.raises(VideoError, match="not a video"):
-        Decoder(AnalysisSettings()).open(str(bad), bad.stat().st_size)
+        Decoder(settings(backend)).open(str(bad), bad.stat().st_size)
 
 
-def test_truncated_video_is_a_permanent_error(tmp_path: Path) -> None:
+def test_truncated_video_is_a_permanent_error(tmp_path: Path, backend: str) -> None:
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(60)]
     video = write_video(tmp_path / "v.avi", frames, fourcc="MJPG")
     data = video.read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: len(data) // 2])
-    d = Decoder(AnalysisSettings(width=160))
+    d = Decoder(settings(backend, width=160))
     d.open(str(cut), cut.stat().st_size)
     with pytest.raises(VideoError, match=r"truncated or corrupt: decoded \d+ of 60 frames"):
         decode_all(d)
 
 
-def test_truncated_mp4_cannot_even_open(tmp_path: Path) -> None:
+def test_truncated_mp4_cannot_even_open(tmp_path: Path, backend: str) -> None:
     video = write_video(tmp_path / "v.mp4", moving_box_frames(20))
     data = video.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError):
-        Decoder(AnalysisSettings()).open(str(cut), cut.stat().st_size)
+        Decoder(settings(backend)).open(str(cut), cut.stat().st_size)
 
 
 def _patch_avi_rate(path: Path, scale: int, rate: int) -> None:
@@ -102,18 +113,18 @@ def _patch_avi_rate(path: Path, scale: int, rate: int) -> None:
 
 
 @pytest.mark.parametrize(("scale", "rate"), [(1, 100000), (1000, 1)])
-def test_absurd_frame_rate(tmp_path: Path, scale: int, rate: int) -> None:
+def test_absurd_frame_rate(tmp_path: Path, scale: int, rate: int, backend: str) -> None:
     video = write_video(tmp_path / "v.avi", moving_box_frames(5), fourcc="MJPG")
     _patch_avi_rate(video, scale, rate)
     with pytest.raises(VideoError, match="absurd frame rate"):
-        Decoder(AnalysisSettings()).open(str(video), video.stat().st_size)
+        Decoder(settings(backend)).open(str(video), video.stat().st_size)
 
 
-def test_source_vanishing_mid_read_is_transient(tmp_path: Path) -> None:
+def test_source_vanishing_mid_read_is_transient(tmp_path: Path, backend: str) -> None:
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(60)]
     video = write_video(tmp_path / "v.avi", frames, fourcc="MJPG")
-    d = Decoder(AnalysisSettings(width=160, chunk_mb=4))
+    d = Decoder(settings(backend, width=160, chunk_mb=4))
     d.open(str(video), video.stat().st_size)
     os.remove(video)  # the NAS went away under us
     with pytest.raises(NasUnavailableError, match="became unreadable"):

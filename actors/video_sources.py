@@ -1,0 +1,217 @@
+"""Where decoded luma comes from: PyAV (the FFmpeg libraries, zero-copy luma plane) or
+OpenCV's FFmpeg capture (luma plane via `CAP_PROP_CONVERT_RGB` off, one copy per frame).
+
+Both hand out the full-resolution luma plane of each frame, in order, or None at the end.
+PyAV's is a view into the decoded frame itself (no copy at all), so only kept frames ever
+have their full-resolution pixels touched; it is the default when PyAV is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from platesift.errors import VideoError
+
+logger = logging.getLogger(__name__)
+
+# Raw pixel formats whose first plane is luma (FourCC of AVPixelFormat as OpenCV reports it).
+_CV_LUMA_FORMATS = {
+    b"I420",
+    b"YV12",
+    b"NV12",
+    b"NV21",
+    b"Y800",
+    b"J420",
+    b"Y42B",
+    b"444P",
+    b"J422",
+    b"J444",
+}
+# PyAV pixel formats whose first plane is 8-bit luma.
+_AV_LUMA_FORMATS = {
+    "yuv420p",
+    "yuvj420p",
+    "yuv422p",
+    "yuvj422p",
+    "yuv444p",
+    "yuvj444p",
+    "nv12",
+    "nv21",
+    "gray",
+    "yuv440p",
+    "yuvj440p",
+    "yuv411p",
+    "yuv410p",
+}
+
+try:  # quiet the per-frame "unsupported picture format" warning of OpenCV's raw-plane path
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:  # pragma: no cover - older OpenCV builds
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    width: int
+    height: int
+    fps: float
+    declared_frames: float  # from the container; 0 when unknown
+    luma_path: bool  # frames come straight from the decoder's luma plane
+    backend: str
+
+
+class VideoSource(Protocol):
+    info: SourceInfo
+
+    def read(self) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+def pyav_available() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def open_source(path: str, backend: str) -> VideoSource:
+    """Open `path` with `backend` (`auto`, `pyav` or `opencv`); VideoError if undecodable."""
+    if backend == "pyav" or (backend == "auto" and pyav_available()):
+        return PyAVSource(path)
+    return OpenCVSource(path)
+
+
+class PyAVSource:
+    """FFmpeg through PyAV: frame-threaded decoding, luma plane as a zero-copy view."""
+
+    def __init__(self, path: str) -> None:
+        import av
+
+        self._av: Any = av
+        try:
+            self._container = av.open(path)
+        except (av.FFmpegError, ValueError, UnicodeDecodeError) as exc:
+            raise VideoError(f"{path} is not a video FFmpeg can open ({_short(exc)})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoError(f"{path} has no video stream")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        cc = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        self.info = SourceInfo(
+            width=int(cc.width or 0),
+            height=int(cc.height or 0),
+            fps=fps,
+            declared_frames=float(stream.frames or 0),
+            luma_path=cc.pix_fmt in _AV_LUMA_FORMATS,
+            backend="pyav",
+        )
+        self._frames = self._container.decode(stream)
+        self.corrupt = False
+
+    def read(self) -> np.ndarray | None:
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            return None
+        except self._av.FFmpegError as exc:
+            logger.warning("decoding stopped: %s", _short(exc))
+            self.corrupt = True
+            return None
+        if frame.format.name in _AV_LUMA_FORMATS:
+            plane = frame.planes[0]
+            rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+            return rows[: self.info.height, : self.info.width]
+        luma: np.ndarray = frame.to_ndarray(format="gray")
+        return luma
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class OpenCVSource:
+    """OpenCV's FFmpeg capture: the raw luma plane when the pixel format allows, else colour."""
+
+    def __init__(self, path: str) -> None:
+        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_CONVERT_RGB, 0])
+        if not cap.isOpened():
+            raise VideoError(f"{path} is not a video OpenCV/FFmpeg can open")
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        luma = _fourcc(cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) in _CV_LUMA_FORMATS
+        self._cap = cap
+        self.info = SourceInfo(
+            width=width,
+            height=height,
+            fps=float(cap.get(cv2.CAP_PROP_FPS)),
+            declared_frames=float(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+            luma_path=luma,
+            backend="opencv",
+        )
+        self._first = self._read(luma) if width > 0 and height > 0 else None
+        if self._first is None and luma:
+            # The raw plane was not what we expected: fall back to the colour path.
+            cap.release()
+            self._cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+            self.info = SourceInfo(
+                width,
+                height,
+                self.info.fps,
+                self.info.declared_frames,
+                luma_path=False,
+                backend="opencv",
+            )
+            self._first = self._read(False) if self._cap.isOpened() else None
+        self.corrupt = False
+
+    def read(self) -> np.ndarray | None:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return self._read(self.info.luma_path)
+
+    def _read(self, luma: bool) -> np.ndarray | None:
+        ok, raw = self._cap.read()
+        if not ok or raw is None:
+            return None
+        w, h = self.info.width, self.info.height
+        if luma:
+            if raw.ndim != 2 or raw.shape[1] != w or raw.shape[0] < h:
+                return None
+            return raw if raw.shape[0] == h else np.ascontiguousarray(raw[:h])
+        if raw.ndim == 2:
+            return raw
+        grey: np.ndarray = cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY)
+        return grey
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def _fourcc(value: float) -> bytes:
+    v = int(value)
+    return bytes((v >> (8 * i)) & 0xFF for i in range(4))
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+__all__ = [
+    "OpenCVSource",
+    "PyAVSource",
+    "SourceInfo",
+    "VideoSource",
+    "open_source",
+    "pyav_available",
+]
