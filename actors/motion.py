@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pykka
 
-from actors.decoder import analysis_size
+from actors.decoder import analysis_size, shrink
 from actors.messages import Chunk, Verdict, VideoInfo
 from models.proposer import Box
 from platesift.config import AnalysisSettings, MotionSettings, QualitySettings, Settings
@@ -50,10 +50,7 @@ class FrameFilter:
         if self._info is None:
             raise RuntimeError("FrameFilter.judge() called before start_video()")
         info = self._info
-        small = [
-            cv2.resize(f.analysis, self._motion_size, interpolation=cv2.INTER_AREA)
-            for f in chunk.frames
-        ]
+        small = [shrink(f.analysis, self._motion_size) for f in chunk.frames]
         if not self._detector.ready and small:
             self._detector.bootstrap(small)
         mw, mh = self._motion_size

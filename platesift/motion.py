@@ -29,6 +29,7 @@ _PEDESTAL = 16.0  # keeps the gain ratio sane in near-black scenes
 _GAIN_LIMITS = (0.25, 4.0)
 _RENORMALISE = (0.8, 1.25)  # beyond this gain the reference exposure is reset
 _FLAT_RANGE = 6.0  # background pixels whose neighbourhood varies less are 'flat'
+_STEP = 3  # global statistics (gain, noise) are read on every 3rd pixel in each direction
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class MotionDetector:
         s = self._s
 
         # The background is kept at a reference exposure; `gain` maps it to this frame's.
-        ratio = (frame[::2, ::2] + _PEDESTAL) / (bg[::2, ::2] + _PEDESTAL)
+        ratio = (frame[::_STEP, ::_STEP] + _PEDESTAL) / (bg[::_STEP, ::_STEP] + _PEDESTAL)
         gain = float(np.clip(np.median(ratio), *_GAIN_LIMITS))
         expected = gain * (bg + _PEDESTAL) - _PEDESTAL
 
@@ -89,8 +90,8 @@ class MotionDetector:
         diff = np.maximum(np.maximum(frame - high, low - frame), 0.0)
 
         # Noise is measured where the background is flat, so shake and texture do not count.
-        residual = np.abs(frame - expected)[::2, ::2]
-        flat = (high - low)[::2, ::2] < _FLAT_RANGE
+        residual = np.abs(frame[::_STEP, ::_STEP] - expected[::_STEP, ::_STEP])
+        flat = (high[::_STEP, ::_STEP] - low[::_STEP, ::_STEP]) < _FLAT_RANGE
         sample = residual[flat] if np.count_nonzero(flat) > residual.size // 20 else residual
         noise = 1.4826 * float(np.median(sample))
         threshold = max(s.threshold, s.noise_factor * noise)

@@ -39,11 +39,10 @@ def measure(analysis: np.ndarray, mask: np.ndarray | None, max_width: float) -> 
         x1, y1, x2, y2 = 0, 0, analysis.shape[1], analysis.shape[0]
         region_mask = np.full(analysis.shape, True)
     else:
-        ys, xs = np.nonzero(mask)
-        if len(xs) == 0:
+        x1, y1, w, h = cv2.boundingRect(mask)
+        if w == 0 or h == 0:
             return Quality(lighting=0.0, contrast=0.0, edge_width=float("inf"))
-        x1, x2 = int(xs.min()), int(xs.max()) + 1
-        y1, y2 = int(ys.min()), int(ys.max()) + 1
+        x2, y2 = x1 + w, y1 + h
         region_mask = mask[y1:y2, x1:x2] > 0
     crop = analysis[y1:y2, x1:x2]
     values = crop[region_mask]
