@@ -50,6 +50,9 @@ class AnalysisSettings:
     propose_backlog_mb: int = _opt(
         48, "region crops of kept frames waiting for the proposer, MiB", 1, 1024
     )
+    opencv_threads: int = _opt(
+        1, "OpenCV worker threads (1: leave the cores to the decoder's own threads)", 0, 64
+    )
     decoder: str = _opt(
         "auto",
         "decoder: pyav (zero-copy), opencv, or auto (pyav if installed)",

@@ -51,6 +51,19 @@ def moving_box_frames(
     return frames
 
 
+class FakeClock:
+    """A monotonic clock that only moves when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 def small_video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "small.mp4", moving_box_frames(40))

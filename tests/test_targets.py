@@ -23,23 +23,9 @@ from actors.messages import TaskSpec
 from platesift.artifacts import verify_artifact_dir
 from platesift.config import load_settings
 from platesift.worker import Worker
-from sim.scenes import GroundTruth, SceneSpec, Vehicle, preset, render
+from sim.scenes import PRESETS, GroundTruth, SceneSpec, Vehicle, preset, render
 
-SCENES: dict[str, SceneSpec] = {
-    name: preset(name)
-    for name in (
-        "street",
-        "noise",
-        "rain",
-        "flicker",
-        "shake",
-        "creeping",
-        "night",
-        "night_unlit",
-        "blurred",
-        "empty",
-    )
-}
+SCENES: dict[str, SceneSpec] = {name: preset(name) for name in PRESETS if name != "demo"}
 SCENES["everything"] = dataclasses.replace(
     preset("street"),
     rain=12,

@@ -21,19 +21,7 @@ from journal.store import (
     JournalMissingError,
     RateLimitedWarning,
 )
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.conftest import FakeClock
 
 
 def entry(

@@ -20,25 +20,13 @@ import pytest
 import requests
 
 from sim.server import MAX_BODY, ROUTES, TaskServer
+from tests.conftest import FakeClock
 
 TOKEN = "tok-7f3a9c1e5b2d"
 LEASE_S = 30.0
 MAX_ATTEMPTS = 3
 TYPE = "PREPROCESS_VIDEO"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-
-class FakeClock:
-    """A monotonic clock that only moves when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class LogWatcher(logging.Handler):
