@@ -105,7 +105,6 @@ class TaskRunner:
         sink = sink or LocalSink()
         started = time.monotonic()
         self.model.task_id, self.model.attempt = spec.task_id, spec.attempt
-        self.cancel.clear()
         self.model.pull(source=spec.source_name, dest=spec.dest)
         staging: Staging | None = None
         try:
@@ -142,6 +141,8 @@ class TaskRunner:
             return self._failed(spec, exc, started)
         finally:
             self._cleanup(staging)
+            # Reset only now: a cancel that arrives before a task starts must not be lost.
+            self.cancel.clear()
 
     def _process(
         self, spec: TaskSpec, declared: int, staging: Staging, progress: Progress | None

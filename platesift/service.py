@@ -261,6 +261,9 @@ class Service:
             self._note("deferred", {"error": exc.message, "kind": exc.kind}, task=lease.task_id)
             return None
 
+        if self.stopping.is_set():
+            return None  # stopping: leave the task to lease expiry, do not start it
+
         def on_lost(why: str) -> None:
             lost.set()
             worker.cancel()

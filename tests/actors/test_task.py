@@ -190,3 +190,13 @@ def test_memory_does_not_grow_with_video_length(settings: Settings, tmp_path: Pa
     short = _peak_traced(settings, tmp_path, 200)
     long = _peak_traced(settings, tmp_path, 800)
     assert long <= short * 1.25 + 256 * 1024, (short, long)
+
+
+def test_a_cancel_before_the_task_starts_is_not_lost(settings: Settings, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(40))
+    runner, _ = make_runner(settings, tmp_path)
+    runner.cancel.set()  # e.g. SIGTERM between the pull and the start of the task
+    first = runner.run(spec_for(video, tmp_path / "out"))
+    assert first.outcome == "failed" and first.error_kind == "CancelledError"
+    second = runner.run(spec_for(video, tmp_path / "out"))  # the flag was reset at the end
+    assert second.outcome == "done"
