@@ -97,26 +97,38 @@ class MotionDetector:
         threshold = max(s.threshold, s.noise_factor * noise)
 
         mask = (diff > threshold).astype(np.uint8) * 255
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._open_kernel)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close_kernel)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        min_area = max(4.0, s.min_area * mask.size)
         boxes: list[tuple[int, int, int, int]] = []
-        keep = np.zeros(count, dtype=bool)
-        for label in range(1, count):
-            x, y, w, h, area = (int(v) for v in stats[label])
-            if area >= min_area:
-                keep[label] = True
-                boxes.append((x, y, x + w, y + h))
-        moving = (keep[labels].astype(np.uint8) * 255) if boxes else np.zeros_like(mask)
-        area_fraction = float(np.count_nonzero(moving)) / moving.size
+        moving: np.ndarray | None = None
+        # Most frames are static: with nothing above threshold there is nothing to clean up,
+        # label or protect, and the background learns at one rate everywhere (same result).
+        if cv2.countNonZero(mask):
+            mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._open_kernel)
+            mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close_kernel)
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+            min_area = max(4.0, s.min_area * mask.size)
+            keep = np.zeros(count, dtype=bool)
+            for label in range(1, count):
+                x, y, w, h, area = (int(v) for v in stats[label])
+                if area >= min_area:
+                    keep[label] = True
+                    boxes.append((x, y, x + w, y + h))
+            if boxes:
+                moving = keep[labels].astype(np.uint8) * 255
+        if moving is None:
+            moving = np.zeros(mask.shape, np.uint8)
+            area_fraction = 0.0
+        else:
+            area_fraction = float(cv2.countNonZero(moving)) / moving.size
 
         # Learn (in reference exposure): quickly where nothing moves, slowly under moving
         # objects, so an exposure change never leaves a stale strip where an object was.
-        under = cv2.dilate(moving, self._grow_kernel) > 0
-        rate = np.where(under, np.float32(s.foreground_rate), np.float32(s.background_rate))
         normalised = (frame + _PEDESTAL) / gain - _PEDESTAL
-        bg += rate * (normalised - bg)
+        if boxes:
+            under = cv2.dilate(moving, self._grow_kernel) > 0
+            rate = np.where(under, np.float32(s.foreground_rate), np.float32(s.background_rate))
+            bg += rate * (normalised - bg)
+        else:
+            bg += np.float32(s.background_rate) * (normalised - bg)
         if not _RENORMALISE[0] < gain < _RENORMALISE[1]:
             # The scene's exposure has moved for good: make it the new reference.
             bg[:] = gain * (bg + _PEDESTAL) - _PEDESTAL
