@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out", metavar="DIR", help="where to put everything")
     settings_args(p)
 
+    p = sub.add_parser("doctor", help="check the machine and the configuration")
+    p.add_argument("--no-server", action="store_true", help="skip the server check")
+    settings_args(p)
+
     p = sub.add_parser("serve", help="run the worker: pull tasks from the main server")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="exit after one task")
@@ -102,6 +106,7 @@ def _settings(args: argparse.Namespace, extra: Sequence[str] = ()) -> Settings:
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from actors.messages import TaskSpec
     from platesift.progress import ProgressBar
+    from platesift.scratch import prepare_scratch
     from platesift.worker import Worker
 
     extra = [f"proposer.backend={args.proposer}"] if args.proposer else []
@@ -115,8 +120,8 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         dest=os.path.abspath(args.out),
     )
     bar = ProgressBar()
-    scratch_root = settings.scratch_path()
-    scratch_root.mkdir(parents=True, exist_ok=True)
+    # Created and marked like the service's, so `serve` can later use (and wipe) it too.
+    scratch_root = prepare_scratch(settings.scratch_path(), wipe=False)
     # A private scratch folder: concurrent local runs never touch each other's staging.
     with (
         tempfile.TemporaryDirectory(prefix="preprocess-", dir=scratch_root) as scratch,
@@ -198,6 +203,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return Service(settings, once=args.once, drain=args.drain).run()
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from platesift.doctor import run_checks
+
+    checks = run_checks(_settings(args), server=not args.no_server)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.status == "fail"]
+    print(f"{len(checks)} checks, {len(failed)} failed")
+    return EXIT_USAGE if failed else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from platesift.demo import run_demo
 
@@ -239,6 +255,7 @@ COMMANDS = {
     "journal": cmd_journal,
     "settings": cmd_settings,
     "demo": cmd_demo,
+    "doctor": cmd_doctor,
     "serve": cmd_serve,
     "sim": cmd_sim,
 }

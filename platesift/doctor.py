@@ -1,0 +1,219 @@
+"""`platesift doctor`: checks the machine and the configuration, one line each with a fix.
+
+Exit code 1 when something REQUIRED for the configured setup is missing; optional things
+(a Coral when the proposer does not need one, GStreamer) only warn.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from platesift.config import Settings
+
+CORAL_IDS = {
+    ("1a6e", "089a"): "Coral USB (before firmware load)",
+    ("18d1", "9302"): "Coral USB (firmware loaded)",
+}
+USB_ROOT = Path("/sys/bus/usb/devices")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "ok", "warn", "fail"
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}[self.status]
+        fix = f"  -> {self.fix}" if self.fix and self.status != "ok" else ""
+        return f"[{mark}] {self.name}: {self.detail}{fix}"
+
+
+def coral_devices(root: Path | None = None) -> list[tuple[str, str]]:
+    """(description, link speed in Mbit/s) of every Coral on the USB bus."""
+    root = USB_ROOT if root is None else root
+    found = []
+    for dev in sorted(root.glob("*")) if root.is_dir() else []:
+        try:
+            vid = (dev / "idVendor").read_text().strip()
+            pid = (dev / "idProduct").read_text().strip()
+        except OSError:
+            continue
+        if (vid, pid) in CORAL_IDS:
+            speed = (dev / "speed").read_text().strip() if (dev / "speed").exists() else "?"
+            found.append((f"{CORAL_IDS[(vid, pid)]} at {dev.name}", speed))
+    return found
+
+
+def check_coral(required: bool) -> Check:
+    devices = coral_devices()
+    fail = "fail" if required else "warn"
+    if not devices:
+        return Check(
+            "Coral Edge TPU",
+            fail,
+            "no Coral USB accelerator on the bus (ids 1a6e:089a / 18d1:9302)",
+            "plug it into a USB 3 port; check `lsusb`; install the udev rule in deploy/",
+        )
+    name, speed = devices[0]
+    if speed.isdigit() and int(speed) < 5000:
+        return Check(
+            "Coral Edge TPU",
+            "warn",
+            f"{name} on USB 2 ({speed} Mbit/s): ~3x slower",
+            "use a USB 3 port (blue) and a short USB 3 cable",
+        )
+    return Check("Coral Edge TPU", "ok", f"{name}, {speed} Mbit/s")
+
+
+def check_libedgetpu(required: bool) -> Check:
+    try:
+        ctypes.CDLL("libedgetpu.so.1")
+    except OSError as exc:
+        return Check(
+            "libedgetpu",
+            "fail" if required else "warn",
+            f"not loadable ({exc})",
+            "install libedgetpu1-std (or -max) from Coral's apt repository",
+        )
+    return Check("libedgetpu", "ok", "libedgetpu.so.1 loads")
+
+
+def check_tflite(required: bool) -> Check:
+    for module in ("tflite_runtime", "ai_edge_litert"):
+        if importlib.util.find_spec(module) is not None:
+            return Check("TFLite runtime", "ok", f"{module} is importable")
+    return Check(
+        "TFLite runtime",
+        "fail" if required else "warn",
+        "neither tflite_runtime nor ai_edge_litert is importable",
+        "pip install ai-edge-litert (x86/new Python) or tflite-runtime (Jetson, 3.10)",
+    )
+
+
+def check_opencv() -> Check:
+    import cv2
+
+    info = cv2.getBuildInformation()
+    gst = any("GStreamer" in line and "YES" in line for line in info.splitlines())
+    ffmpeg = any("FFMPEG" in line and "YES" in line for line in info.splitlines())
+    detail = (
+        f"OpenCV {cv2.__version__}, FFmpeg {'yes' if ffmpeg else 'NO'}, "
+        f"GStreamer {'yes' if gst else 'no'}"
+    )
+    if not ffmpeg:
+        return Check("OpenCV", "fail", detail, "install opencv-python-headless from PyPI")
+    return Check("OpenCV", "ok", detail)
+
+
+def check_decoder() -> Check:
+    if importlib.util.find_spec("av") is None:
+        return Check(
+            "PyAV decoder",
+            "warn",
+            "PyAV missing: decoding falls back to OpenCV (slower)",
+            "pip install av",
+        )
+    return Check("PyAV decoder", "ok", "PyAV is importable (zero-copy luma)")
+
+
+def check_nas(settings: Settings) -> Check:
+    root = settings.paths.nas_root
+    if not root:
+        return Check(
+            "NAS",
+            "warn",
+            "paths.nas_root is not set (needed by `serve` only)",
+            "set paths.nas_root to the NAS mount point",
+        )
+    path = Path(root)
+    if not path.is_dir():
+        return Check("NAS", "fail", f"{root} is not a directory", "mount the NAS there")
+    mounted = os.path.ismount(path)
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".platesift-doctor-"):
+            pass
+    except OSError as exc:
+        return Check(
+            "NAS",
+            "fail",
+            f"{root} is not writable ({exc.strerror})",
+            "give the service user write access to the NAS share",
+        )
+    if not mounted:
+        return Check(
+            "NAS",
+            "warn",
+            f"{root} is writable but not a mount point",
+            "check the NAS is mounted (else tasks would see an empty folder)",
+        )
+    return Check("NAS", "ok", f"{root} is a mounted, writable directory")
+
+
+def check_scratch(settings: Settings) -> Check:
+    from platesift.errors import ConfigError
+    from platesift.scratch import MARKER, check_scratch_location
+
+    path = settings.scratch_path()
+    nas = Path(settings.paths.nas_root) if settings.paths.nas_root else None
+    try:
+        real = check_scratch_location(path, nas)
+    except ConfigError as exc:
+        return Check("scratch", "fail", exc.message, "point paths.scratch at a local directory")
+    if real.exists() and not (real / MARKER).is_file():
+        return Check(
+            "scratch",
+            "fail",
+            f"{real} exists but was not created by platesift",
+            "point paths.scratch at a new directory",
+        )
+    return Check("scratch", "ok", f"{real} is safe to wipe")
+
+
+def check_server(settings: Settings) -> Check:
+    from platesift.client import TaskClient
+    from platesift.errors import AuthError, PlatesiftError
+
+    if not settings.server.token:
+        return Check(
+            "server",
+            "warn",
+            f"{settings.server.url}: no token configured",
+            "set PLATESIFT_SERVER__TOKEN (or server.token in the config file)",
+        )
+    client = TaskClient(settings.server, "doctor")
+    try:
+        client.check()
+    except AuthError as exc:
+        return Check("server", "fail", exc.message, "check the token")
+    except PlatesiftError as exc:
+        return Check("server", "warn", exc.message, "is the main server up and reachable?")
+    finally:
+        client.close()
+    return Check("server", "ok", f"{settings.server.url} answers and accepts the token")
+
+
+def run_checks(settings: Settings, *, server: bool = True) -> list[Check]:
+    needs_tpu = settings.proposer.backend == "edgetpu"
+    checks: list[Callable[[], Check]] = [
+        lambda: check_coral(needs_tpu),
+        lambda: check_libedgetpu(needs_tpu),
+        lambda: check_tflite(settings.proposer.backend in ("edgetpu", "tflite")),
+        check_opencv,
+        check_decoder,
+        lambda: check_nas(settings),
+        lambda: check_scratch(settings),
+    ]
+    if server:
+        checks.append(lambda: check_server(settings))
+    return [c() for c in checks]
+
+
+__all__ = ["Check", "coral_devices", "run_checks"]

@@ -1,0 +1,83 @@
+"""`platesift doctor` reports the machine truthfully, one line per check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from platesift.cli import main
+from platesift.config import load_settings
+from platesift.doctor import check_coral, check_server, coral_devices, run_checks
+from sim.server import TaskServer
+
+
+def fake_usb(root: Path, name: str, vid: str, pid: str, speed: str) -> None:
+    dev = root / name
+    dev.mkdir(parents=True)
+    (dev / "idVendor").write_text(vid + "\n")
+    (dev / "idProduct").write_text(pid + "\n")
+    (dev / "speed").write_text(speed + "\n")
+
+
+def test_coral_ids_and_usb2_are_recognised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_usb(tmp_path, "1-1", "046d", "c52b", "12")  # a mouse
+    assert coral_devices(tmp_path) == []
+    fake_usb(tmp_path, "2-1", "18d1", "9302", "480")
+    found = coral_devices(tmp_path)
+    assert found == [("Coral USB (firmware loaded) at 2-1", "480")]
+    monkeypatch.setattr("platesift.doctor.USB_ROOT", tmp_path)
+    check = check_coral(required=True)
+    assert check.status == "warn" and "USB 2" in check.detail
+
+
+def test_missing_coral_fails_only_when_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("platesift.doctor.USB_ROOT", tmp_path)
+    assert check_coral(required=False).status == "warn"
+    assert check_coral(required=True).status == "fail"
+
+
+def test_server_check_against_a_real_server(tmp_path: Path) -> None:
+    with TaskServer("127.0.0.1", 0, tmp_path / "t.db", token="right") as server:
+        good = load_settings(
+            env={"PLATESIFT_SERVER__TOKEN": "right"}, overrides=[f"server.url={server.url}"]
+        )
+        bad = load_settings(
+            env={"PLATESIFT_SERVER__TOKEN": "wrong"}, overrides=[f"server.url={server.url}"]
+        )
+        assert check_server(good).status == "ok"
+        result = check_server(bad)
+        assert result.status == "fail" and "401" in result.detail
+        assert "wrong" not in result.line()
+    down = check_server(good)
+    assert down.status == "warn" and "cannot reach" in down.detail
+
+
+def test_scratch_and_nas_checks(tmp_path: Path) -> None:
+    theirs = tmp_path / "data"
+    theirs.mkdir()
+    settings = load_settings(
+        env={}, overrides=[f"paths.scratch={theirs}", f"paths.nas_root={tmp_path / 'nas'}"]
+    )
+    by_name = {c.name: c for c in run_checks(settings, server=False)}
+    assert by_name["scratch"].status == "fail"
+    assert by_name["NAS"].status == "fail"  # not a directory
+    (tmp_path / "nas").mkdir()
+    settings = load_settings(
+        env={},
+        overrides=[f"paths.scratch={tmp_path / 'new'}", f"paths.nas_root={tmp_path / 'nas'}"],
+    )
+    by_name = {c.name: c for c in run_checks(settings, server=False)}
+    assert by_name["scratch"].status == "ok"
+    assert by_name["NAS"].status == "warn"  # writable, but not a mount point
+
+
+def test_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ok = main(["doctor", "--no-server", "--set", f"paths.scratch={tmp_path / 's'}"])
+    out = capsys.readouterr().out
+    assert ok == 0 and "0 failed" in out and "[ok  ] OpenCV" in out
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    assert main(["doctor", "--no-server", "--set", f"paths.scratch={theirs}"]) == 2
