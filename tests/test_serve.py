@@ -460,3 +460,27 @@ def test_systemd_ready_watchdog_and_stopping(system: System, tmp_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
         listener.close()
+
+
+def test_power_cut_mid_decode_then_identical_to_an_uninterrupted_run(system: System) -> None:
+    golden_id = system.submit({"video": "cams/long.mp4"})
+    assert system.serve("--once").returncode == 0  # uninterrupted reference run
+    task_id = system.submit({"video": "cams/long.mp4"})
+    proc = system.spawn()
+    assert wait_until(lambda: system.task(task_id)["state"] == "leased")
+    staging = system.root / "scratch"
+    assert wait_until(lambda: any(staging.rglob("frames.jsonl")), timeout=60)  # mid-task
+    proc.kill()  # SIGKILL: a power cut while frames are being decoded and filtered
+    proc.wait(timeout=10)
+    assert system.heavy()[-1]["payload"]["source_task_id"] == golden_id  # nothing new published
+    again = system.serve("--once")
+    assert again.returncode == 0, again.stderr
+    assert system.task(task_id)["state"] == "done" and system.task(task_id)["attempts"] == 2
+    heavy = [h for h in system.heavy() if h["payload"]["source_task_id"] == task_id]
+    assert len(heavy) == 1
+    golden, redone = digest(system.artifacts(golden_id)), digest(system.artifacts(task_id))
+    for name in golden:  # everything but the files that name the task itself
+        if name not in ("manifest.json", "heavy_task.json"):
+            assert redone[name] == golden[name], name
+    assert set(golden) == set(redone)
+    assert is_empty(system.root / "scratch")
