@@ -88,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sim", help="simulation tools")
     ssub = p.add_subparsers(dest="sim_command", required=True, parser_class=_Parser)
     from sim.commands import add_parsers
+    from sim.faults import add_parser as add_faults_parser
 
     add_parsers(ssub)
+    add_faults_parser(ssub)
     sc = ssub.add_parser("scene", help="render a synthetic street scene with ground truth")
     sc.add_argument("out", help="video file to write (.mp4)")
     sc.add_argument("--preset", default="street")

@@ -55,8 +55,9 @@ _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EXIT_OK, EXIT_CONFIG = 0, 2
 
 
-class _Interrupted(Exception):
-    """Raised by the signal handler to abort a blocking long-poll."""
+class _Interrupted(BaseException):
+    """Raised by the signal handler to abort a blocking long-poll. A BaseException, so that
+    no `except Exception` on the way (the HTTP client's) can mistake it for a server fault."""
 
 
 def idempotency_key(task_id: str) -> str:

@@ -240,8 +240,13 @@ def test_two_workers_never_process_the_same_task(system: System) -> None:
         system.spawn("--drain", env={"PLATESIFT_PATHS__SCRATCH": str(system.root / n)})
         for n in ("scratch-a", "scratch-b")
     ]
-    for proc in procs:
-        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    try:
+        for proc in procs:
+            assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()  # never leave a worker behind when the test fails
     for task_id in ids:
         task = system.task(task_id)
         assert task["state"] == "done" and task["attempts"] == 1
@@ -256,6 +261,7 @@ def test_sigterm_stops_quickly_and_leaves_the_task_to_lease_expiry(system: Syste
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     assert system.task(task_id)["state"] == "leased"
+    assert "retrying" not in (proc.stderr.read() if proc.stderr else "")
     assert system.heavy() == []
     assert not (system.artifacts(task_id) / "manifest.json").exists()
 
@@ -273,6 +279,19 @@ def test_a_second_service_on_the_same_scratch_refuses(system: System) -> None:
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=10) == 0
+
+
+def test_sigterm_while_idle_is_a_clean_stop(system: System) -> None:
+    from journal import Journal
+
+    proc = system.spawn()  # no task: the worker sits in a long-poll
+    assert wait_until(lambda: (system.root / "journal.db").exists())
+    with Journal.open_existing(system.root / "journal.db") as journal:
+        assert wait_until(lambda: any(e.event == "boot" for e in journal.tail(50)))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    with Journal.open_existing(system.root / "journal.db") as journal:
+        assert not [e for e in journal.tail(50) if e.event == "backoff"]
 
 
 def test_wrong_token_stops_at_once(system: System) -> None:
