@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import cv2
-import numpy as np
 import pykka
 
 from actors.decoder import analysis_size, shrink
@@ -123,12 +122,4 @@ class MotionActor(pykka.ThreadingActor):
         return self.filter.judge(chunk)
 
 
-def mask_for(frame_shape: tuple[int, ...], rois: tuple[Box, ...]) -> np.ndarray:
-    """A uint8 mask covering `rois` (used by tests and diagnostics)."""
-    mask = np.zeros(frame_shape[:2], np.uint8)
-    for x1, y1, x2, y2 in rois:
-        mask[y1:y2, x1:x2] = 255
-    return mask
-
-
-__all__ = ["FrameFilter", "MotionActor", "mask_for"]
+__all__ = ["FrameFilter", "MotionActor"]

@@ -461,18 +461,6 @@ class Staging:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def clean_scratch(scratch: Path) -> int:
-    """Remove staging directories left in `scratch` by a crash; returns how many. Call it at start,
-    before any task runs."""
-    removed = 0
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(scratch):
-            if entry.name.endswith(STAGING_SUFFIX) and entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed += 1
-    return removed
-
-
 # --- commit -------------------------------------------------------------------------------------
 
 
@@ -740,7 +728,6 @@ __all__ = [
     "check_output_dir",
     "check_root",
     "check_source",
-    "clean_scratch",
     "commit",
     "resolve_task_path",
 ]

@@ -9,8 +9,6 @@ from platesift.config import ProposerSettings
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "opencv", "none")
-
 
 def make_proposer(settings: ProposerSettings) -> Proposer:
     """A ready proposer for `settings.backend` (`auto` = the best backend available here)."""
@@ -24,4 +22,4 @@ def make_proposer(settings: ProposerSettings) -> Proposer:
     raise ValueError(f"unknown proposer backend {backend!r}")
 
 
-__all__ = ["BACKENDS", "make_proposer"]
+__all__ = ["make_proposer"]

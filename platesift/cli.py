@@ -15,8 +15,12 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from platesift import __version__
+
+if TYPE_CHECKING:
+    from actors.messages import TaskOutcome
 from platesift.config import SECRET_KEYS, Settings, describe, load_settings
 from platesift.errors import ConfigError, PlatesiftError
 
@@ -139,10 +143,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_summary(outcome: object) -> None:
-    from actors.messages import TaskOutcome
-
-    assert isinstance(outcome, TaskOutcome)
+def _print_summary(outcome: TaskOutcome) -> None:
     c = outcome.counts
     rejected = c["rejected"]
     assert isinstance(rejected, dict)

@@ -155,7 +155,6 @@ class Service:
         self.stopping = threading.Event()
         self.worker_id = settings.server.worker_id or socket.gethostname()
         self.last_healthy = time.monotonic()
-        self.tasks_done = 0
         self._in_pull = False
         self._worker: Worker | None = None
         self._failures = 0
@@ -228,7 +227,6 @@ class Service:
             if outcome is not None and outcome.error_kind == "AuthError":
                 logger.error("%s; stopping", outcome.detail)
                 return EXIT_CONFIG
-            self.tasks_done += 1
             if self.once:
                 break
         return EXIT_OK

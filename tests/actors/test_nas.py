@@ -19,7 +19,6 @@ from actors.nas import (
     _make_dirs,
     check_output_dir,
     check_source,
-    clean_scratch,
     commit,
     resolve_task_path,
 )
@@ -246,9 +245,7 @@ def test_staging_left_by_a_crash_is_replaced_and_cleaned(tmp_path: Path) -> None
     assert not (second.path / "thumbs" / "old.jpg").exists()
     assert Staging(tmp_path, "task_with odd:chars").path != second.path
     second.close()
-    assert clean_scratch(tmp_path) == 2
-    assert list(tmp_path.iterdir()) == []
-    assert clean_scratch(tmp_path / "missing") == 0
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2  # one folder per task
 
 
 # --- commit --------------------------------------------------------------------------------------
