@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import pykka
 
 from models.proposer import Proposal, Proposer
-from models.regions import Crop, propose_on_crops
+from models.regions import Crop, propose_on_batch
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,13 @@ class RegionProposals:
     ) -> tuple[tuple[tuple[int, Proposal], ...], ...]:
         """For each frame: (crop index, proposal in frame pixels), best first."""
         return tuple(
-            tuple(propose_on_crops(self.proposer, crops, self.max_regions)) for crops in batch
+            tuple(found) for found in propose_on_batch(self.proposer, batch, self.max_regions)
         )
+
+    def ensure_ready(self) -> dict[str, str | None]:
+        """(Re)open the device if it is down; ProposerUnavailableError while it cannot be."""
+        self.proposer.ensure_ready()
+        return self.describe()
 
     def close(self) -> None:
         self.proposer.close()
@@ -55,10 +60,15 @@ class CoralActor(pykka.ThreadingActor):
         return True
 
     def load(self) -> dict[str, str | None]:
-        """Create the backend in this actor's thread; its errors reach the caller's future."""
+        """Create the backend in this actor's thread and open it; errors reach the caller's
+        future (a transient one leaves the backend created, to be opened again later)."""
         if self._logic is None:
             self._logic = RegionProposals(self._factory(), self._max_regions)
-        return self._logic.describe()
+        return self._logic.ensure_ready()
+
+    def ensure_ready(self) -> dict[str, str | None]:
+        assert self._logic is not None
+        return self._logic.ensure_ready()
 
     def describe(self) -> dict[str, str | None]:
         assert self._logic is not None

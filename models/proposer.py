@@ -41,6 +41,15 @@ class Proposer(abc.ABC):
         deterministic.
         """
 
+    def propose_many(self, images: Sequence[np.ndarray]) -> list[list[Proposal]]:
+        """`propose(image, ())` for each image; backends that batch (a child process, a
+        device) override this to pay their round trip once per batch."""
+        return [self.propose(image, ()) for image in images]
+
+    def ensure_ready(self) -> None:  # noqa: B027 - optional hook
+        """Open (or reopen after a fault) the device; ProposerUnavailableError if it cannot
+        be used right now. Backends without a device are always ready."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release any resources (devices, child processes)."""
 

@@ -21,10 +21,13 @@ from platesift import __version__
 
 if TYPE_CHECKING:
     from actors.messages import TaskOutcome
-from platesift.config import SECRET_KEYS, Settings, describe, load_settings
+from platesift.config import SECRET_KEYS, ProposerSettings, Settings, describe, load_settings
 from platesift.errors import ConfigError, PlatesiftError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REJECTED, EXIT_TRANSIENT = 0, 1, 2, 3, 4
+PROPOSER_CHOICES = next(
+    f.metadata["choices"] for f in dataclasses.fields(ProposerSettings) if f.name == "backend"
+)
 
 logger = logging.getLogger("platesift")
 
@@ -56,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="artifact directory")
     p.add_argument(
         "--proposer",
-        choices=("auto", "opencv", "none"),
+        choices=PROPOSER_CHOICES,
         help="region proposer backend (default: proposer.backend setting)",
+    )
+    p.add_argument(
+        "--model", metavar="MANIFEST", help="model manifest for edgetpu/tflite (proposer.model)"
     )
     p.add_argument("--task-id", help="task id recorded in the manifest (default: video name)")
     settings_args(p)
@@ -116,6 +122,8 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     from platesift.worker import Worker
 
     extra = [f"proposer.backend={args.proposer}"] if args.proposer else []
+    if args.model:
+        extra.append(f"proposer.model={args.model}")
     settings = _settings(args, extra)
     video = Path(args.video)
     source = os.path.abspath(video)

@@ -86,9 +86,26 @@ class QualitySettings:
 
 @dataclass(frozen=True)
 class ProposerSettings:
-    backend: str = _opt("auto", "region proposer backend", choices=("auto", "opencv", "none"))
+    backend: str = _opt(
+        "auto",
+        "region proposer: auto (Edge TPU, else CPU model, else opencv), edgetpu, tflite, "
+        "opencv, none, or fake-edgetpu (a simulated Coral for tests and the fault harness)",
+        choices=("auto", "edgetpu", "tflite", "opencv", "none", "fake-edgetpu"),
+    )
+    model: str = _opt("", "model manifest (TOML) for edgetpu/tflite; see models/manifest.py")
+    device: str = _opt("", 'Edge TPU device, e.g. "usb:0"; empty = the first one found')
     max_regions: int = _opt(4, "most regions kept per frame", 0, 64)
-    min_score: float = _opt(0.35, "lowest proposal score kept", 0, 1)
+    min_score: float = _opt(
+        0.35, "lowest proposal score kept (opencv; models use their manifest's)", 0, 1
+    )
+    deadline_s: float = _opt(
+        1.0, "longest one inference may take before it counts as hung", 0.05, 60
+    )
+    start_timeout_s: float = _opt(30.0, "longest the inference process may take to start", 1, 600)
+    restart_backoff_max_s: float = _opt(
+        30.0, "longest wait before restarting a failed inference process", 0.1, 3600
+    )
+    fake_control: str = _opt("", "fake-edgetpu only: directory of its fault switch files")
 
 
 @dataclass(frozen=True)

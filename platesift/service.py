@@ -176,7 +176,7 @@ class Service:
         previous = self._signals()
         watchdog = self._start_watchdog()
         try:
-            with Worker(s, nas_root=nas_root, scratch=scratch) as worker:
+            with Worker(s, nas_root=nas_root, scratch=scratch, wait_for_proposer=True) as worker:
                 self._worker = worker
                 self._note("boot", {"worker": self.worker_id, "scratch": str(scratch)})
                 systemd.notify("READY=1\nSTATUS=pulling tasks")
@@ -203,6 +203,7 @@ class Service:
             self.last_healthy = time.monotonic()
             try:
                 self.nas.check_root()
+                self._worker_ready()
                 wait_s = min(s.server.wait_s, 1.0) if self.drain else s.server.wait_s
                 self._in_pull = True
                 try:
@@ -230,6 +231,11 @@ class Service:
             if self.once:
                 break
         return EXIT_OK
+
+    def _worker_ready(self) -> None:
+        """No pull while the proposer's device is down: a task would only fail."""
+        assert self._worker is not None
+        self._worker.ensure_proposer()
 
     def _back_off(self, exc: PlatesiftError) -> None:
         self._failures += 1

@@ -4,6 +4,7 @@ stops them in reverse order, whatever happens (the Mopidy start/stop discipline)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from journal import Journal, JournalActor, JournalEntry, journal_sink
 from models.proposer import Proposer
 from models.registry import make_proposer
 from platesift.config import Settings
-from platesift.errors import PlatesiftError
+from platesift.errors import PlatesiftError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,17 @@ class Worker:
         proposer_factory: Callable[[], Proposer] | None = None,
         nas_root: Path | None = None,
         scratch: Path | None = None,
+        wait_for_proposer: bool = False,
     ) -> None:
         self.settings = settings
-        self._proposer_factory = proposer_factory or (lambda: make_proposer(settings.proposer))
-        self._nas_root = nas_root
         self._scratch = scratch or settings.scratch_path()
+        segment = _segment_name(self._scratch)
+        self._proposer_factory = proposer_factory or (
+            lambda: make_proposer(settings.proposer, segment)
+        )
+        self._nas_root = nas_root
+        self._wait_for_proposer = wait_for_proposer
+        self._coral: Any = None
         self._refs: list[pykka.ActorRef[Any]] = []
         self.runner: TaskRunner | None = None
         self._task: Any = None
@@ -63,7 +70,13 @@ class Worker:
             coral = self._start(
                 CoralActor.start(self._proposer_factory, s.proposer.max_regions)
             ).proxy()
-            coral.load().get(timeout=START_TIMEOUT_S)  # backend errors surface here, clearly
+            self._coral = coral
+            try:
+                coral.load().get(timeout=START_TIMEOUT_S)  # backend errors surface here, clearly
+            except TransientError as exc:
+                if not self._wait_for_proposer:
+                    raise
+                logger.warning("%s; waiting for it before pulling tasks", exc.message)
             scratch = self._scratch
             self.runner = TaskRunner(
                 s,
@@ -108,6 +121,12 @@ class Worker:
         if self.runner is not None:
             self.runner.record(entry)
 
+    def ensure_proposer(self) -> None:
+        """Reopen the proposer's device if it is down; ProposerUnavailableError while it is."""
+        if self._coral is None:
+            raise RuntimeError("Worker.ensure_proposer() before start()")
+        self._coral.ensure_ready().get(timeout=START_TIMEOUT_S)
+
     def cancel(self) -> None:
         """Ask the running task to stop at the next chunk (it fails as transient)."""
         if self.runner is not None:
@@ -123,6 +142,7 @@ class Worker:
                 logger.exception("stopping actor %s failed", ref)
         self._refs.clear()
         self._task = None
+        self._coral = None
 
     def __enter__(self) -> Worker:
         self.start()
@@ -135,6 +155,14 @@ class Worker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _segment_name(scratch: Path) -> str:
+    """The shared-memory name of this worker's inference process: derived from the scratch
+    directory, which the scratch lock gives to one process, so a killed worker's segment can be
+    recognised and removed by the next one."""
+    digest = hashlib.sha256(str(scratch.resolve()).encode()).hexdigest()[:16]
+    return f"platesift-{digest}"
 
 
 __all__ = ["Worker"]

@@ -67,3 +67,12 @@ class FakeClock:
 @pytest.fixture
 def small_video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "small.mp4", moving_box_frames(40))
+
+
+@pytest.fixture(scope="session")
+def plate_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The manifest of the synthetic TFLite plate detector (built here: no download)."""
+    pytest.importorskip("ai_edge_litert")
+    from sim.detector_model import write_models
+
+    return write_models(tmp_path_factory.mktemp("model"))

@@ -171,3 +171,108 @@ def test_usage_error_is_one_line(tmp_path: Path) -> None:
 
 def test_console_script_exists() -> None:
     assert shutil.which(PLATESIFT)
+
+
+# --- model backends ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def street(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sim.scenes import preset, render
+
+    video = tmp_path_factory.mktemp("street") / "street.mp4"
+    render(preset("street", seconds=6.0), video)
+    return video
+
+
+def test_tflite_runs_a_real_model_and_is_deterministic(
+    tmp_path: Path, street: Path, plate_model: Path
+) -> None:
+    import json
+
+    out = tmp_path / "out"
+    snapshots = []
+    for _ in range(2):
+        result = run(
+            [
+                "preprocess",
+                str(street),
+                "--out",
+                str(out),
+                "--proposer",
+                "tflite",
+                "--model",
+                str(plate_model),
+                "--task-id",
+                "street",
+            ],
+            tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        snapshots.append({p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert snapshots[0] == snapshots[1]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["proposer"]["backend"] == "tflite"
+    assert manifest["proposer"]["model"].startswith("platesift-synthetic-plates (plates-cpu.tflite")
+    frames = [json.loads(ln) for ln in (out / "frames.jsonl").read_text().splitlines()]
+    assert sum(bool(f["regions"]) for f in frames) > len(frames) // 2
+
+
+def model_error_cases(tmp: Path, plate_model: Path) -> dict[str, tuple[list[str], str, int]]:
+    wrong = tmp / "wrong.toml"
+    text = plate_model.read_text()
+    wrong.write_text(
+        text.replace('cpu_file = "plates-cpu.tflite"', 'cpu_file = "plates-cpu_edgetpu.tflite"')
+    )
+    for f in plate_model.parent.glob("*.tflite"):
+        shutil.copy(f, tmp / f.name)
+    control = tmp / "tpu"
+    control.mkdir()
+    (control / "absent").touch()
+    return {
+        "edgetpu-without-coral": (
+            ["--proposer", "edgetpu", "--model", str(plate_model)],
+            "libedgetpu.so.1 is not installed: install libedgetpu1-std",
+            2,
+        ),
+        "no-model": (["--proposer", "tflite"], "needs a model: set proposer.model", 2),
+        "edgetpu-model-on-cpu": (
+            ["--proposer", "tflite", "--model", str(wrong)],
+            "is compiled for the Edge TPU, but it is the manifest's cpu_file",
+            3,
+        ),
+        "coral-absent": (
+            [
+                "--proposer",
+                "fake-edgetpu",
+                "--model",
+                str(plate_model),
+                "--set",
+                f"proposer.fake_control={control}",
+            ],
+            "no Edge TPU answered",
+            4,
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["edgetpu-without-coral", "no-model", "edgetpu-model-on-cpu", "coral-absent"]
+)
+def test_model_backend_problems_are_one_line_at_start(
+    tmp_path: Path, street: Path, plate_model: Path, case: str
+) -> None:
+    if case == "edgetpu-without-coral":
+        from models.tflite_runtime import edgetpu_library_found
+
+        if edgetpu_library_found():
+            pytest.skip("this machine has libedgetpu")
+    args, fragment, code = model_error_cases(tmp_path, plate_model)[case]
+    out = tmp_path / "out"
+    result = run(["preprocess", str(street), "--out", str(out), *args], tmp_path)
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("platesift: error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (out / "manifest.json").exists()

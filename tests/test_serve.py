@@ -109,6 +109,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "short": _render(root / "short.mp4", spec),
         "long": _render(root / "long.mp4", dataclasses.replace(spec, seconds=40.0)),
+        "car": _render(root / "car.mp4", dataclasses.replace(spec, seconds=8.0)),
     }
 
 
@@ -503,3 +504,81 @@ def test_power_cut_mid_decode_then_identical_to_an_uninterrupted_run(system: Sys
             assert redone[name] == golden[name], name
     assert set(golden) == set(redone)
     assert is_empty(system.root / "scratch")
+
+
+# --- the Coral: a fake Edge TPU that aborts, hangs or is absent --------------------------------
+
+
+def with_fake_tpu(system: System, plate_model: Path) -> Path:
+    control = system.root / "tpu"
+    control.mkdir()
+    with system.config.open("a") as f:
+        f.write(
+            f'[proposer]\nbackend = "fake-edgetpu"\nmodel = "{plate_model}"\n'
+            f'fake_control = "{control}"\nrestart_backoff_max_s = 0.5\ndeadline_s = 0.5\n'
+        )
+    return control
+
+
+def journal_events(system: System) -> list[tuple[str, str, dict[str, Any]]]:
+    from journal import Journal
+
+    with Journal.open_existing(system.root / "journal.db") as journal:
+        return [(e.kind, e.event, e.detail) for e in journal.tail(1000)]
+
+
+@pytest.mark.parametrize("fault", ["abort", "hang"])
+def test_a_tpu_fault_fails_the_task_transiently_and_the_retry_is_identical(
+    system: System, plate_model: Path, fault: str
+) -> None:
+    control = with_fake_tpu(system, plate_model)
+    golden_id = system.submit({"video": "cams/car.mp4"})
+    assert system.serve("--once").returncode == 0
+    assert system.task(golden_id)["state"] == "done"
+    (control / fault).write_text("2")  # the 3rd inference of the next task fails
+    task_id = system.submit({"video": "cams/car.mp4"})
+    proc = system.spawn()
+    try:
+        assert wait_until(lambda: system.task(task_id)["state"] == "done", timeout=60)
+        assert proc.poll() is None  # the service itself never died
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert not (control / fault).exists()  # the fault fired
+    assert system.task(task_id)["attempts"] == 2
+    heavy = [h for h in system.heavy() if h["payload"]["source_task_id"] == task_id]
+    assert len(heavy) == 1
+    golden, redone = digest(system.artifacts(golden_id)), digest(system.artifacts(task_id))
+    assert set(golden) == set(redone)
+    for name in golden:
+        if name not in ("manifest.json", "heavy_task.json"):
+            assert redone[name] == golden[name], name
+    failed = [d for k, e, d in journal_events(system) if e == "failed"]
+    assert any("inference process" in str(d) for d in failed), failed
+
+
+def test_no_task_is_pulled_while_the_coral_is_absent(system: System, plate_model: Path) -> None:
+    control = with_fake_tpu(system, plate_model)
+    (control / "absent").touch()
+    task_id = system.submit({"video": "cams/car.mp4"})
+    proc = system.spawn()
+    try:
+        assert wait_until(
+            lambda: (
+                any(
+                    e == "backoff" and d.get("kind") == "ProposerUnavailableError"
+                    for _, e, d in journal_events(system)
+                )
+                if (system.root / "journal.db").exists()
+                else False
+            )
+        )
+        assert system.task(task_id)["state"] == "pending" and proc.poll() is None
+        (control / "absent").unlink()  # plugged back in
+        assert wait_until(lambda: system.task(task_id)["state"] == "done", timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert system.task(task_id)["attempts"] == 1

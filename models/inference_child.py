@@ -1,0 +1,114 @@
+"""The inference process: opens one model backend and answers proposal requests.
+
+It runs in its own process because libedgetpu calls abort() when a USB transfer fails and
+`invoke()` can hang: either would take the whole service down if it ran inside it. The parent
+(`models.isolation.IsolatedProposer`) sends the region crops through shared memory and a small
+message over a pipe, waits with a deadline, and kills and restarts this process on a fault.
+
+Protocol (pickled tuples over a `multiprocessing` pipe):
+    child -> parent: ("ready", backend, model) | ("error", kind, message, permanent)
+    parent -> child: ("propose", shm_name, [(offset, height, width), ...]) | ("stop",)
+    child -> parent: ("ok", [[(box, score), ...] per image]) | ("error", ...)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+
+from models.backends import BackendSpec, open_backend
+from models.proposer import Proposer
+from platesift.errors import PlatesiftError
+
+PR_SET_PDEATHSIG = 1
+
+
+def serve(conn: Connection, spec: BackendSpec) -> None:
+    """The child's main function (the target of the spawned process)."""
+    _die_with_parent()
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        proposer = open_backend(spec)
+    except PlatesiftError as exc:
+        conn.send(("error", exc.kind, exc.message, exc.permanent))
+        return
+    except Exception as exc:  # an unexpected runtime failure: treat as the device's fault
+        conn.send(("error", "ProposerUnavailableError", f"{type(exc).__name__}: {exc}", False))
+        return
+    conn.send(("ready", proposer.backend, proposer.model))
+    shm: SharedMemory | None = None
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return  # the parent is gone
+            if message[0] != "propose":
+                return
+            _, name, layout = message
+            if shm is None or shm.name.lstrip("/") != name.lstrip("/"):
+                if shm is not None:
+                    shm.close()
+                shm = _attach(name)
+            conn.send(_propose(proposer, shm, layout))
+    finally:
+        if shm is not None:
+            shm.close()
+        proposer.close()
+
+
+def _propose(proposer: Proposer, shm: SharedMemory, layout: list[tuple[int, int, int]]) -> Any:
+    images = [
+        np.ndarray((h, w), np.uint8, buffer=shm.buf, offset=offset) for offset, h, w in layout
+    ]
+    try:
+        found = proposer.propose_many(images)
+    except PlatesiftError as exc:
+        return ("error", exc.kind, exc.message, exc.permanent)
+    finally:
+        del images  # release the views before the segment can be closed
+    return ("ok", [[(p.box, p.score) for p in frame] for frame in found])
+
+
+def _attach(name: str) -> SharedMemory:
+    """Attach to the parent's segment without adopting it (the parent owns and unlinks it)."""
+    try:
+        return SharedMemory(name=name, track=False)  # type: ignore[call-arg]  # Python >= 3.13
+    except TypeError:
+        from multiprocessing import resource_tracker
+
+        shm = SharedMemory(name=name)
+        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+        return shm
+
+
+def _die_with_parent() -> None:
+    """Never outlive the service: SIGKILL when the parent dies, even mid-`invoke()`."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: fall back to watching the parent
+        pass
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        stop = threading.Event()
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+__all__ = ["serve"]
