@@ -20,7 +20,7 @@ import numpy as np
 import pykka
 
 from actors.messages import Chunk, Frame, VideoInfo
-from actors.video_sources import SourceInfo, VideoSource, open_source
+from actors.video_sources import SourceInfo, VideoSource, check_backend, open_source
 from platesift.config import AnalysisSettings
 from platesift.errors import NasUnavailableError, VideoError
 
@@ -61,6 +61,7 @@ class Decoder:
     """Opens one source at a time and hands out chunks of consecutive frames."""
 
     def __init__(self, settings: AnalysisSettings) -> None:
+        check_backend(settings.decoder)  # a decoder that is not installed fails at start
         self._settings = settings
         self._source: VideoSource | None = None
         self._info: VideoInfo | None = None

@@ -82,8 +82,24 @@ def pyav_available() -> bool:
     return True
 
 
+def check_backend(backend: str) -> None:
+    """At start: an explicitly chosen decoder that this machine lacks is one ConfigError."""
+    if backend == "gstreamer":
+        from actors.gstreamer_source import require_gstreamer
+
+        require_gstreamer()
+
+
 def open_source(path: str, backend: str) -> VideoSource:
-    """Open `path` with `backend` (`auto`, `pyav` or `opencv`); VideoError if undecodable."""
+    """Open `path` with `backend` (`auto`, `gstreamer`, `pyav` or `opencv`); VideoError if
+    undecodable. `auto`: the Jetson's hardware decoder when GStreamer has it (see
+    `actors/gstreamer_source.py`), else PyAV if installed, else OpenCV."""
+    if backend in ("gstreamer", "auto"):
+        from actors.gstreamer_source import open_gstreamer
+
+        hardware = open_gstreamer(path, explicit=backend == "gstreamer")
+        if hardware is not None:
+            return hardware
     if backend == "pyav" or (backend == "auto" and pyav_available()):
         return PyAVSource(path)
     return OpenCVSource(path)
@@ -212,6 +228,7 @@ __all__ = [
     "PyAVSource",
     "SourceInfo",
     "VideoSource",
+    "check_backend",
     "open_source",
     "pyav_available",
 ]

@@ -8,7 +8,8 @@ message over a pipe, waits with a deadline, and kills and restarts this process 
 Protocol (pickled tuples over a `multiprocessing` pipe):
     child -> parent: ("ready", backend, model) | ("error", kind, message, permanent)
     parent -> child: ("propose", shm_name, [(offset, height, width), ...]) | ("stop",)
-    child -> parent: ("ok", [[(box, score), ...] per image]) | ("error", ...)
+    child -> parent: ("tick",) after each image, then
+                     ("ok", [[(box, score), ...] per image]) | ("error", ...)
 """
 
 from __future__ import annotations
@@ -59,19 +60,26 @@ def serve(conn: Connection, spec: BackendSpec) -> None:
                 if shm is not None:
                     shm.close()
                 shm = _attach(name)
-            conn.send(_propose(proposer, shm, layout))
+            conn.send(_propose(proposer, conn, shm, layout))
     finally:
         if shm is not None:
             shm.close()
         proposer.close()
 
 
-def _propose(proposer: Proposer, shm: SharedMemory, layout: list[tuple[int, int, int]]) -> Any:
+def _propose(
+    proposer: Proposer, conn: Connection, shm: SharedMemory, layout: list[tuple[int, int, int]]
+) -> Any:
+    """Answer one batch; a ("tick",) after each image lets the parent hold every single
+    inference to its deadline, however long the batch."""
     images = [
         np.ndarray((h, w), np.uint8, buffer=shm.buf, offset=offset) for offset, h, w in layout
     ]
+    found = []
     try:
-        found = proposer.propose_many(images)
+        for i in range(len(images)):
+            found.append(proposer.propose(images[i], ()))
+            conn.send(("tick",))
     except PlatesiftError as exc:
         return ("error", exc.kind, exc.message, exc.permanent)
     finally:

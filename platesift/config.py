@@ -55,8 +55,9 @@ class AnalysisSettings:
     )
     decoder: str = _opt(
         "auto",
-        "decoder: pyav (zero-copy), opencv, or auto (pyav if installed)",
-        choices=("auto", "pyav", "opencv"),
+        "decoder: gstreamer (Jetson hardware, nvv4l2decoder), pyav (zero-copy), opencv, or "
+        "auto (gstreamer if available, else pyav if installed)",
+        choices=("auto", "gstreamer", "pyav", "opencv"),
     )
 
 

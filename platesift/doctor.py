@@ -124,6 +124,44 @@ def check_decoder() -> Check:
     return Check("PyAV decoder", "ok", "PyAV is importable (zero-copy luma)")
 
 
+JETSON_RELEASE = Path("/etc/nv_tegra_release")
+DEVICE_MODEL = Path("/proc/device-tree/model")
+
+
+def is_jetson() -> bool:
+    """An NVIDIA Jetson (L4T release file, or the device tree's model name)."""
+    if JETSON_RELEASE.exists():
+        return True
+    try:
+        return "jetson" in DEVICE_MODEL.read_text(errors="replace").lower()
+    except OSError:
+        return False
+
+
+def check_hw_decoder(required: bool) -> Check:
+    """gst-launch-1.0 with NVIDIA's nvv4l2decoder: what `analysis.decoder = auto` picks first."""
+    from actors.gstreamer_source import gstreamer_status
+
+    name = "Jetson hardware decoder"
+    status = gstreamer_status()
+    if status.usable:
+        return Check(name, "ok", "gst-launch-1.0 with nvv4l2decoder (used by decoder auto)")
+    if not required and not is_jetson():
+        return Check(
+            name,
+            "warn",
+            f"{status.problem}; not a Jetson: software decoding (PyAV) is used",
+            "nothing to do off a Jetson",
+        )
+    return Check(
+        name,
+        "fail" if required else "warn",
+        f"{status.problem}: decoding falls back to software (slower, more CPU)",
+        "install JetPack's GStreamer plugins: "
+        "sudo apt install gstreamer1.0-tools nvidia-l4t-gstreamer",
+    )
+
+
 def check_nas(settings: Settings) -> Check:
     root = settings.paths.nas_root
     if not root:
@@ -208,6 +246,7 @@ def run_checks(settings: Settings, *, server: bool = True) -> list[Check]:
         lambda: check_tflite(settings.proposer.backend in ("edgetpu", "tflite")),
         check_opencv,
         check_decoder,
+        lambda: check_hw_decoder(settings.analysis.decoder == "gstreamer"),
         lambda: check_nas(settings),
         lambda: check_scratch(settings),
     ]

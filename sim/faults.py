@@ -1,9 +1,14 @@
-"""`platesift sim faults`: the fault-injection harness (power loss, NAS outage, server outage).
+"""`platesift sim faults`: the fault-injection harness (power loss, Coral disconnect, NAS outage,
+server outage).
 
 Each trial runs the reference server in-process and a real `platesift serve` process on a
 temporary NAS folder, injects one fault at a moment chosen from the seed, lets the system
-drain, and checks the guarantees against a golden uninterrupted run. The Coral (`tpu`) fault
-kind needs an Edge TPU child-process backend that does not exist yet and is refused.
+drain, and checks the guarantees against a golden uninterrupted run.
+
+The proposer is the fake Edge TPU (`models.fake_edgetpu`: the synthetic CPU model in a child
+process, behind switch files) in every trial and in the golden run, so `tpu` faults fail the
+way a USB Coral does: the inference process aborts, hangs past its deadline, or finds no
+device, and comes back.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from sim.scenes import preset, render
 from sim.server import TaskServer
 
 TOKEN = "faults-harness-token-0123456789"
-FAULT_KINDS = ("power", "nas", "server")
-UNAVAILABLE = {"tpu": "the Coral fault needs the Edge TPU child-process backend (not built yet)"}
+FAULT_KINDS = ("power", "tpu", "nas", "server")
 POWER_PHASES = ("running", "after_manifest", "after_publish", "before_complete")
 SERVER_MODES = ("restart", "error500", "close")
+TPU_MODES = ("abort", "hang", "unplug", "absent-at-start")
+TPU_DEADLINE_S = 0.2  # per inference; the fake answers in ~2 ms
 BREAKS = ("extra-heavy", "delete-file", "no-restart")
 LEASE_S = 2.0
 TIMEOUT_S = 90.0
@@ -153,8 +159,10 @@ def _wait_until(pred: Callable[[], bool], timeout: float) -> bool:
 class _System:
     """One trial's world: NAS folder, server (restartable on its port), worker processes."""
 
-    def __init__(self, root: Path, videos: Path) -> None:
+    def __init__(self, root: Path, videos: Path, model: Path) -> None:
         self.root = root
+        self.tpu = root / "tpu"  # the fake Edge TPU's switch files
+        self.tpu.mkdir(parents=True)
         self.nas = root / "nas"
         (self.nas / "cams").mkdir(parents=True)
         for video in sorted(videos.glob("*.mp4")):
@@ -174,6 +182,9 @@ class _System:
             f'journal = "{self.journal}"\n'
             f'[server]\nurl = "{self.server.url}"\nwait_s = 1.0\nbackoff_max_s = 0.5\n'
             "timeout_s = 2.0\n[analysis]\nwidth = 320\n"
+            f'[proposer]\nbackend = "fake-edgetpu"\nmodel = "{model}"\n'
+            f'fake_control = "{self.tpu}"\ndeadline_s = {TPU_DEADLINE_S}\n'
+            "restart_backoff_max_s = 0.5\n"
         )
         self.starts = 0
         self.mark: tuple[int, int] | None = None  # server progress just before a fault ends
@@ -265,10 +276,10 @@ class _System:
 # --- golden run --------------------------------------------------------------------------------
 
 
-def _normal(art: Path, task_id: str) -> dict[str, Any]:
+def _normal(art: Path, task_id: str, root: Path) -> dict[str, Any]:
     """The artifact dir with the task id factored out: file bytes (hashed) except the two files
-    that name the task, which are compared after replacing the id (and the manifest's
-    heavy_task.json hash, which follows from that)."""
+    that name the task, which are compared after replacing the id and the trial's folder
+    (the manifest records the fake TPU's switch folder; the heavy_task.json hash follows)."""
     out: dict[str, Any] = {}
     for p in sorted(art.rglob("*")):
         if not p.is_file():
@@ -276,7 +287,7 @@ def _normal(art: Path, task_id: str) -> dict[str, Any]:
         name = str(p.relative_to(art))
         raw = p.read_bytes()
         if name in ("manifest.json", "heavy_task.json"):
-            raw = raw.replace(task_id.encode(), b"<TASK>")
+            raw = raw.replace(task_id.encode(), b"<TASK>").replace(str(root).encode(), b"<ROOT>")
         if name == "manifest.json":
             data = json.loads(raw)
             data.get("files", {}).get("heavy_task.json", {}).pop("sha256", None)
@@ -290,10 +301,13 @@ def _payloads() -> list[dict[str, Any]]:
     return [{"video": f"cams/{name}"} for name in VIDEOS]
 
 
-def _golden(workdir: Path, videos: Path) -> tuple[dict[str, dict[str, Any]], float]:
-    """The golden artifacts (normalised) per video, and the processing time of the task set
-    (first lease to last task done), which bounds the random moment of a fault."""
-    system = _System(workdir / "golden", videos)
+def _golden(
+    workdir: Path, videos: Path, model: Path
+) -> tuple[dict[str, dict[str, Any]], float, int]:
+    """The golden artifacts (normalised) per video, the processing time of the task set
+    (first lease to last task done), which bounds the random moment of a fault, and the
+    number of frames sent to the proposer, which bounds the inference a TPU fault hits."""
+    system = _System(workdir / "golden", videos, model)
     try:
         ids = {p["video"]: system.submit(p) for p in _payloads()}
         proc = system.spawn()
@@ -306,7 +320,10 @@ def _golden(workdir: Path, videos: Path) -> tuple[dict[str, dict[str, Any]], flo
         bad = [t for t in system.tasks() if t["state"] != "done"]
         if bad:
             raise RuntimeError(f"the golden run did not complete every task: {bad}")
-        return {v: _normal(system.nas / "artifacts" / i, i) for v, i in ids.items()}, span
+        arts = {v: system.nas / "artifacts" / i for v, i in ids.items()}
+        kept = sum(len((a / "frames.jsonl").read_text().splitlines()) for a in arts.values())
+        normal = {v: _normal(a, ids[v], system.root) for v, a in arts.items()}
+        return normal, span, kept
     finally:
         system.close()
 
@@ -324,13 +341,17 @@ def _plan(trials: int, seed: int, faults: list[str]) -> list[tuple[str, str]]:
     rng.shuffle(phases)
     modes = list(SERVER_MODES)
     rng.shuffle(modes)
-    plan, seen = [], {"power": 0, "server": 0}
+    tpu_modes = list(TPU_MODES)
+    rng.shuffle(tpu_modes)
+    plan, seen = [], {"power": 0, "server": 0, "tpu": 0}
     for n in range(trials):
         kind = kinds[n % len(kinds)]
         if kind == "power":
             phase = phases[seen["power"] % len(phases)]
         elif kind == "server":
             phase = modes[seen["server"] % len(modes)]
+        elif kind == "tpu":
+            phase = tpu_modes[seen["tpu"] % len(tpu_modes)]
         else:
             phase = "outage"
         seen[kind] = seen.get(kind, 0) + 1
@@ -347,17 +368,19 @@ def _run_trial(
     videos: Path,
     golden: dict[str, dict[str, Any]],
     task_s: float,
+    inferences: int,
+    model: Path,
     broken: str | None,
 ) -> Trial:
     started = time.monotonic()
     trial = Trial(n, kind, phase)
-    system = _System(workdir / f"trial-{n:04d}", videos)
+    system = _System(workdir / f"trial-{n:04d}", videos, model)
     try:
         ids = {p["video"]: system.submit(p) for p in _payloads()}
         bad_id = system.submit({"video": "../outside.mp4"})
         if broken == "no-restart":
             kind, phase = trial.fault, trial.phase = "power", "after_publish"
-        restart_at = _inject(system, kind, phase, rng, task_s, trial)
+        restart_at = _inject(system, kind, phase, rng, task_s, inferences, trial)
         if broken != "no-restart":
             trial.recovery_s = _drain(system, restart_at)
         if broken == "extra-heavy":
@@ -365,7 +388,7 @@ def _run_trial(
             system.submit({"source_task_id": done, "note": "duplicate"}, "HEAVY_PROCESS")
         if broken == "delete-file":
             (system.nas / "artifacts" / ids[next(iter(ids))] / "frames.jsonl").unlink()
-        trial.checks = _checks(system, ids, bad_id, golden, kind)
+        trial.checks = _checks(system, ids, bad_id, golden, kind, trial.phase)
         trial.starts = system.starts
     except Exception as exc:  # a harness error is a failed trial, never a silent pass
         trial.checks.append(Check("harness", False, f"{type(exc).__name__}: {exc}"))
@@ -377,10 +400,38 @@ def _run_trial(
 
 
 def _inject(
-    system: _System, kind: str, phase: str, rng: random.Random, task_s: float, trial: Trial
+    system: _System,
+    kind: str,
+    phase: str,
+    rng: random.Random,
+    task_s: float,
+    inferences: int,
+    trial: Trial,
 ) -> float | None:
     """Start the first worker and inject the fault; the monotonic time recovery starts from
-    (the restarted worker's spawn, the NAS's return, the server's restart), or None."""
+    (the restarted worker's spawn, the NAS's return, the server's restart, the Coral's
+    return), or None."""
+    if kind == "tpu" and phase in ("abort", "hang"):
+        # Armed before the start: the fault hits a random inference of the whole run.
+        nth = rng.randrange(max(1, inferences))
+        (system.tpu / phase).write_text(str(nth))
+        trial.phase += f"@{nth}"
+        system.spawn()
+        switch = system.tpu / phase
+        fired = _wait_until(lambda: not switch.exists(), TIMEOUT_S)  # consumed when it fires
+        system.mark = system.progress_mark()
+        trial.outcome = f"{phase} at inference {nth}" + ("" if fired else ": never reached")
+        return time.monotonic() if fired else None
+    if kind == "tpu" and phase == "absent-at-start":
+        (system.tpu / "absent").touch()
+        system.spawn()
+        seen = _wait_until(lambda: _proposer_backoffs(system) > 0, TIMEOUT_S)
+        down = rng.uniform(0.5, 2.0)
+        threading.Event().wait(down)  # the Coral stays missing this much longer
+        system.mark = system.progress_mark()
+        (system.tpu / "absent").unlink()
+        trial.outcome = f"no Coral at start (+{down:.1f}s)" + ("" if seen else ", unnoticed")
+        return time.monotonic()
     if kind == "power" and phase != "running":
         proc = system.spawn({"PLATESIFT_FAILPOINTS": f"{phase}=kill"})
         try:
@@ -402,6 +453,14 @@ def _inject(
         system.power_cut(proc)
         trial.outcome = f"killed {landed}"
         return None
+    if kind == "tpu":  # unplugged at a random moment, plugged back in later
+        (system.tpu / "absent").touch()
+        down = rng.uniform(0.5, 3.0)
+        threading.Event().wait(down)  # the outage's length
+        system.mark = system.progress_mark()
+        (system.tpu / "absent").unlink()
+        trial.outcome = f"Coral unplugged {down:.1f}s {landed}"
+        return time.monotonic()
     if kind == "nas":
         away = system.nas.with_name("nas.away")
         system.nas.rename(away)
@@ -451,6 +510,18 @@ def _drain(system: _System, restart_at: float | None) -> float | None:
     return recovery
 
 
+def _proposer_backoffs(system: _System) -> int:
+    """How many times the service has waited for the proposer (journal backoff notes)."""
+    try:
+        with Journal.open_existing(system.journal) as journal:
+            return sum(
+                e.event == "backoff" and e.detail.get("kind") == "ProposerUnavailableError"
+                for e in journal.events("(service)")
+            )
+    except Exception:  # not created yet, or busy
+        return 0
+
+
 def _boots(system: _System) -> int:
     try:
         with Journal.open_existing(system.journal) as journal:
@@ -465,6 +536,7 @@ def _checks(
     bad_id: str,
     golden: dict[str, dict[str, Any]],
     kind: str,
+    phase: str,
 ) -> list[Check]:
     checks: list[Check] = []
     tasks = {t["task_id"]: t for t in system.tasks()}
@@ -502,7 +574,7 @@ def _checks(
         if not art.is_dir():
             problems.append(f"{task_id}: no artifact directory")
             continue
-        got, want = _normal(art, task_id), golden[video]
+        got, want = _normal(art, task_id, system.root), golden[video]
         diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
         if diff:
             problems.append(f"{task_id} ({video}) differs from golden in {', '.join(diff)}")
@@ -533,12 +605,12 @@ def _checks(
         left = sorted(p.name for p in system.scratch.iterdir())
         checks.append(Check("scratch", empty, "only the marker" if empty else f"left: {left}"))
 
-    checks.append(_journal_check(system, ids, attempts, kind))
+    checks.append(_journal_check(system, ids, attempts, kind, phase))
     return checks
 
 
 def _journal_check(
-    system: _System, ids: dict[str, str], attempts: dict[str, Any], kind: str
+    system: _System, ids: dict[str, str], attempts: dict[str, Any], kind: str, phase: str
 ) -> Check:
     with Journal.open_existing(system.journal) as journal:
         boots = [e for e in journal.events("(service)") if e.event == "boot"]
@@ -547,6 +619,14 @@ def _journal_check(
         # TaskClient._call, whose `except Exception` turns it into a "broken answer" backoff
         # error. Those are the harness stopping the worker, not the fault: counted apart.
         spurious = [e for e in errors if "_Interrupted" in str(e.detail.get("error", ""))]
+        tpu_trace = sorted(
+            {
+                f"{e.event}: {e.detail.get('kind', '')}".rstrip(": ")
+                for task in (*ids.values(), "(service)")
+                for e in journal.events(task)
+                if "ProposerUnavailable" in str(e.detail) or "inference process" in str(e.detail)
+            }
+        )
         errors = [e for e in errors if e not in spurious]
         problems, seen = [], []
         for task_id in ids.values():
@@ -565,6 +645,16 @@ def _journal_check(
         seen.append(f"{len(spurious)} spurious backoff(s) on SIGTERM (_Interrupted)")
     if kind == "power" and system.starts < 2:
         problems.append("the worker was never restarted")
+    if kind == "tpu":
+        if system.starts != 1:
+            problems.append(f"a Coral fault needed {system.starts} service starts, not 1")
+        armed = sorted(p.name for p in system.tpu.iterdir() if not p.name.startswith("."))
+        if armed:
+            problems.append(f"the fault never fired (switch {', '.join(armed)} left)")
+        if tpu_trace:
+            seen.append(f"proposer fault journaled ({', '.join(tpu_trace)})")
+        elif not phase.startswith("unplug"):  # an unplug between inferences goes unnoticed
+            problems.append("the journal shows no proposer fault")
     note = "; ".join(seen) or "fault absorbed without a trace (no retry needed)"
     return Check(
         "journal", not problems, "; ".join(problems) or f"{len(boots)} boots; recovery: {note}"
@@ -590,8 +680,7 @@ def run_trials(
     """
     unknown = [f for f in faults if f not in FAULT_KINDS]
     if unknown:
-        why = "; ".join(UNAVAILABLE.get(f, f"unknown fault kind {f!r}") for f in unknown)
-        raise ValueError(why)
+        raise ValueError(f"unknown fault kind {unknown[0]!r}; expected {', '.join(FAULT_KINDS)}")
     if not faults or trials < 1:
         raise ValueError("need at least one trial and one fault kind")
     if broken is not None and broken not in BREAKS:
@@ -604,13 +693,16 @@ def run_trials(
             spec = preset("street", seconds=seconds, width=320, height=180)
             render(spec, videos / f".{name}.tmp.mp4")
             (videos / f".{name}.tmp.mp4").rename(videos / name)
+    model = _model(workdir)
     started = time.monotonic()
-    golden, task_s = _golden(workdir, videos)
+    golden, task_s, inferences = _golden(workdir, videos, model)
     report = Report(seed, list(faults), [], golden_s=time.monotonic() - started)
     say(f"golden run: {report.golden_s:.1f} s ({task_s:.2f} s from first lease to drained)")
     for n, (kind, phase) in enumerate(_plan(trials, seed, faults)):
         rng = random.Random(seed + n)
-        result = _run_trial(n, kind, phase, rng, workdir, videos, golden, task_s, broken)
+        result = _run_trial(
+            n, kind, phase, rng, workdir, videos, golden, task_s, inferences, model, broken
+        )
         report.trials.append(result)
         say(
             f"trial {n}: {result.fault} {result.phase}: "
@@ -622,10 +714,23 @@ def run_trials(
     return report
 
 
+def _model(workdir: Path) -> Path:
+    """The synthetic detector the fake Edge TPU runs (needs a TFLite runtime)."""
+    from models.tflite_runtime import INSTALL_HINT, find_runtime
+    from sim.detector_model import MANIFEST, write_models
+
+    if find_runtime() is None:
+        raise ValueError(f"the harness's fake Edge TPU needs a TFLite runtime: {INSTALL_HINT}")
+    manifest = workdir / "model" / MANIFEST
+    return manifest if manifest.exists() else write_models(manifest.parent)
+
+
 def add_parser(subparsers: Any) -> None:
     """Add `faults` to the `platesift sim` sub-command group."""
     p = subparsers.add_parser(
-        "faults", help="fault-injection harness: power, NAS and server outages", allow_abbrev=False
+        "faults",
+        help="fault-injection harness: power, Coral, NAS and server faults",
+        allow_abbrev=False,
     )
     p.add_argument("--trials", type=int, default=10, metavar="N", help="trials (default 10)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
@@ -633,7 +738,7 @@ def add_parser(subparsers: Any) -> None:
         "--faults",
         default=",".join(FAULT_KINDS),
         metavar="LIST",
-        help=f"comma-separated fault kinds (default {','.join(FAULT_KINDS)}; tpu: not yet)",
+        help=f"comma-separated fault kinds (default {','.join(FAULT_KINDS)})",
     )
     p.add_argument("--json", metavar="REPORT", help="write the report as JSON to this file")
     p.add_argument("--workdir", metavar="DIR", help="keep trial folders here (default: temp)")
@@ -654,11 +759,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
             raise ValueError(f"--trials must be >= 1, not {args.trials}")
         for f in faults:
             if f not in FAULT_KINDS:
-                raise ValueError(
-                    f"fault kind {f!r} is not available yet: {UNAVAILABLE[f]}"
-                    if f in UNAVAILABLE
-                    else f"unknown fault kind {f!r}; expected {', '.join(FAULT_KINDS)}"
-                )
+                raise ValueError(f"unknown fault kind {f!r}; expected {', '.join(FAULT_KINDS)}")
     except ValueError as exc:
         print(f"platesift: error: {exc}", file=sys.stderr)
         return 2

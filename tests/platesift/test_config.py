@@ -38,7 +38,10 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
         ("motion.threshold=-1", "setting motion.threshold must be at least 1"),
         ("motion.threshold=abc", "setting motion.threshold must be a number"),
         ("analysis.width=12.5", "setting analysis.width must be a whole number"),
-        ("proposer.backend=gpu", "setting proposer.backend must be one of auto, edgetpu, tflite, opencv, none, fake-edgetpu"),
+        (
+            "proposer.backend=gpu",
+            "setting proposer.backend must be one of auto, edgetpu, tflite, opencv, none",
+        ),
         ("output.thumbnails=maybe", "setting output.thumbnails must be true or false"),
         ("nonsense", "must look like section.key=value"),
     ],

@@ -81,3 +81,38 @@ def test_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     assert main(["doctor", "--no-server", "--set", f"paths.scratch={theirs}"]) == 2
+
+
+def test_jetson_hardware_decoder_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from actors import gstreamer_source
+    from platesift.doctor import check_hw_decoder
+
+    empty, fake = tmp_path / "empty", tmp_path / "fake"
+    empty.mkdir()
+    fake.mkdir()
+    for name, code in (("gst-launch-1.0", 0), ("gst-inspect-1.0", 0)):
+        (fake / name).write_text(f"#!{sys.executable}\nimport sys\nsys.exit({code})\n")
+        (fake / name).chmod(0o755)
+    monkeypatch.setattr("platesift.doctor.JETSON_RELEASE", tmp_path / "nv_tegra_release")
+    monkeypatch.setattr("platesift.doctor.DEVICE_MODEL", tmp_path / "model")
+    gstreamer_source.clear_probe_cache()
+
+    monkeypatch.setenv("PATH", str(empty))
+    check = check_hw_decoder(required=False)
+    assert check.status == "warn" and "not a Jetson: software decoding" in check.detail
+    (tmp_path / "model").write_text("NVIDIA Jetson Nano Developer Kit\x00")
+    check = check_hw_decoder(required=False)
+    assert check.status == "warn" and "gst-launch-1.0 is not on PATH" in check.detail
+    assert "nvidia-l4t-gstreamer" in check.fix
+    # Required when the configuration asks for it explicitly.
+    settings = load_settings(
+        env={}, overrides=["analysis.decoder=gstreamer", f"paths.scratch={tmp_path / 's'}"]
+    )
+    by_name = {c.name: c for c in run_checks(settings, server=False)}
+    assert by_name["Jetson hardware decoder"].status == "fail"
+
+    monkeypatch.setenv("PATH", str(fake))
+    assert check_hw_decoder(required=True).status == "ok"
+    gstreamer_source.clear_probe_cache()

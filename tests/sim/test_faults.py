@@ -24,8 +24,9 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 def test_plan_covers_every_kind_and_every_power_phase() -> None:
-    plan = _plan(12, 7, ["power", "nas", "server"])
-    assert {kind for kind, _ in plan} == {"power", "nas", "server"}
+    plan = _plan(16, 7, ["power", "tpu", "nas", "server"])
+    assert {kind for kind, _ in plan} == {"power", "tpu", "nas", "server"}
+    assert {p for k, p in plan if k == "tpu"} == {"abort", "hang", "unplug", "absent-at-start"}
     assert {p for k, p in plan if k == "power"} == {
         "running",
         "after_manifest",
@@ -33,20 +34,22 @@ def test_plan_covers_every_kind_and_every_power_phase() -> None:
         "before_complete",
     }
     assert {p for k, p in plan if k == "server"} == {"restart", "error500", "close"}
-    assert plan == _plan(12, 7, ["power", "nas", "server"])  # the seed decides
+    assert plan == _plan(16, 7, ["power", "tpu", "nas", "server"])  # the seed decides
 
 
 def test_every_fault_kind_is_survived(workdir: Path) -> None:
     report_path = workdir / "report.json"
-    # 6 trials, each kind twice; seed 5: power after_manifest and a random mid-task moment,
-    # server dropped connections and a restart, two NAS outages.
-    report = run_trials(6, 5, ["power", "nas", "server"], workdir / "run", report_path)
-    assert {t.fault for t in report.trials} == {"power", "nas", "server"}
+    # 8 trials, each kind twice; seed 5: power after_manifest and a random mid-task moment,
+    # the Coral aborting and unplugged, server dropped connections and a restart, two NAS
+    # outages.
+    kinds = ["power", "tpu", "nas", "server"]
+    report = run_trials(8, 5, kinds, workdir / "run", report_path)
+    assert sorted(t.fault for t in report.trials) == sorted(kinds * 2)
     failed = {t.trial: [c for c in t.checks if not c.ok] for t in report.trials if not t.passed}
     assert failed == {}, report.table()
     data = json.loads(report_path.read_text())
     assert data["all_checks_passed"] is True
-    assert data["totals"]["trials"] == 6 and data["totals"]["failed"] == 0
+    assert data["totals"]["trials"] == 8 and data["totals"]["failed"] == 0
     for trial in data["trials"]:
         assert set(trial["checks"]) == {
             "final",
@@ -59,9 +62,23 @@ def test_every_fault_kind_is_survived(workdir: Path) -> None:
         }
     power = [t for t in report.trials if t.fault == "power"]
     assert all(t.starts >= 2 for t in power)  # killed, then restarted
-    assert {t.phase.split("+")[0] for t in power} == {"after_manifest", "running"}
-    server = {t.phase.split("+")[0] for t in report.trials if t.fault == "server"}
-    assert server == {"close", "restart"}
+    tpu = [t for t in report.trials if t.fault == "tpu"]
+    assert all(t.starts == 1 for t in tpu)  # the service itself never died
+
+
+def test_every_coral_failure_mode_is_survived(workdir: Path) -> None:
+    report = run_trials(4, 1, ["tpu"], workdir / "tpu", None)
+    modes = {t.phase.split("@")[0].split("+")[0] for t in report.trials}
+    assert modes == {"abort", "hang", "unplug", "absent-at-start"}
+    failed = {t.trial: [c for c in t.checks if not c.ok] for t in report.trials if not t.passed}
+    assert failed == {}, report.table()
+    for t in report.trials:
+        if not t.phase.startswith("unplug"):
+            journal = next(c for c in t.checks if c.name == "journal")
+            assert "proposer fault journaled" in journal.reason, journal.reason
+        if t.phase.startswith(("abort", "hang")):
+            attempts = next(c for c in t.checks if c.name == "final").reason
+            assert ": 2" in attempts, attempts  # the hit task failed once, then succeeded
 
 
 @pytest.mark.parametrize(
@@ -84,6 +101,6 @@ def test_harness_catches_a_broken_guarantee(
     assert "FAILED" in capsys.readouterr().out
 
 
-def test_tpu_is_refused_until_its_backend_exists(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cmd_faults(_args("--faults", "power,tpu")) == 2
-    assert "not available yet" in capsys.readouterr().err
+def test_an_unknown_fault_kind_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_faults(_args("--faults", "power,flood")) == 2
+    assert "unknown fault kind 'flood'" in capsys.readouterr().err
