@@ -87,14 +87,57 @@ def check_libedgetpu(required: bool) -> Check:
 
 
 def check_tflite(required: bool) -> Check:
-    for module in ("tflite_runtime", "ai_edge_litert"):
-        if importlib.util.find_spec(module) is not None:
-            return Check("TFLite runtime", "ok", f"{module} is importable")
+    from models.tflite_runtime import INSTALL_HINT, find_runtime
+
+    runtime = find_runtime()  # imported for real: a wheel built for another numpy fails here
+    if runtime is not None:
+        return Check("TFLite runtime", "ok", f"{runtime.module} imports and works")
+    broken = [m for m in ("tflite_runtime", "ai_edge_litert") if importlib.util.find_spec(m)]
+    detail = (
+        f"{broken[0]} is installed but does not import (built for numpy < 2?)"
+        if broken
+        else "neither tflite_runtime nor ai_edge_litert is importable"
+    )
+    return Check("TFLite runtime", "fail" if required else "warn", detail, INSTALL_HINT)
+
+
+def check_model(settings: Settings) -> Check:
+    """The proposer's model manifest, its files, and (CPU model) its tensors; and what
+    `proposer.backend = auto` resolves to on this machine."""
+    from models.registry import resolve_backend
+    from platesift.errors import PlatesiftError
+
+    p = settings.proposer
+    needs_model = p.backend in ("edgetpu", "tflite", "fake-edgetpu")
+    if not p.model:
+        if needs_model:
+            return Check(
+                "model",
+                "fail",
+                f"proposer {p.backend} needs a model and proposer.model is not set",
+                "set proposer.model to a model manifest (docs/jetson.md, models/manifest.py)",
+            )
+        runs = resolve_backend(p)
+        return Check("model", "ok", f"no model configured: proposer {p.backend} runs {runs}")
+    try:
+        from models.manifest import load_manifest
+        from models.tflite_detector import open_cpu
+        from models.tflite_runtime import find_runtime
+
+        manifest = load_manifest(Path(p.model))
+        runtime = find_runtime()
+        tested = ""
+        if manifest.cpu_file is not None and runtime is not None:
+            open_cpu(manifest, runtime).close()  # tensors checked against the manifest
+            tested = ", CPU model loaded and matches"
+        files = ", ".join(
+            f.name for f in (manifest.cpu_file, manifest.edgetpu_file) if f is not None
+        )
+        runs = resolve_backend(p)
+    except PlatesiftError as exc:
+        return Check("model", "fail", exc.message, "fix the manifest or the model files")
     return Check(
-        "TFLite runtime",
-        "fail" if required else "warn",
-        "neither tflite_runtime nor ai_edge_litert is importable",
-        "pip install ai-edge-litert (x86/new Python) or tflite-runtime (Jetson, 3.10)",
+        "model", "ok", f"{manifest.name}: {files}{tested}; proposer {p.backend} runs {runs}"
     )
 
 
@@ -243,7 +286,8 @@ def run_checks(settings: Settings, *, server: bool = True) -> list[Check]:
     checks: list[Callable[[], Check]] = [
         lambda: check_coral(needs_tpu),
         lambda: check_libedgetpu(needs_tpu),
-        lambda: check_tflite(settings.proposer.backend in ("edgetpu", "tflite")),
+        lambda: check_tflite(settings.proposer.backend in ("edgetpu", "tflite", "fake-edgetpu")),
+        lambda: check_model(settings),
         check_opencv,
         check_decoder,
         lambda: check_hw_decoder(settings.analysis.decoder == "gstreamer"),

@@ -45,7 +45,7 @@ FAULT_KINDS = ("power", "tpu", "nas", "server")
 POWER_PHASES = ("running", "after_manifest", "after_publish", "before_complete")
 SERVER_MODES = ("restart", "error500", "close")
 TPU_MODES = ("abort", "hang", "unplug", "absent-at-start")
-TPU_DEADLINE_S = 0.2  # per inference; the fake answers in ~2 ms
+TPU_DEADLINE_S = 0.2  # per inference; the fake answers in ~3 ms
 BREAKS = ("extra-heavy", "delete-file", "no-restart")
 LEASE_S = 2.0
 TIMEOUT_S = 90.0
@@ -100,6 +100,10 @@ class Report:
                 "failed": sum(not t.passed for t in self.trials),
                 "by_fault": {
                     f: sum(t.fault == f for t in self.trials) for f in sorted(set(self.faults))
+                },
+                "passed_by_fault": {
+                    f: sum(t.passed for t in self.trials if t.fault == f)
+                    for f in sorted(set(self.faults))
                 },
                 "max_recovery_s": max(recoveries) if recoveries else None,
                 "golden_s": round(self.golden_s, 2),

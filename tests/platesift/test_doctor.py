@@ -116,3 +116,24 @@ def test_jetson_hardware_decoder_check(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", str(fake))
     assert check_hw_decoder(required=True).status == "ok"
     gstreamer_source.clear_probe_cache()
+
+
+def test_model_check(tmp_path: Path, plate_model: Path) -> None:
+    from platesift.doctor import check_model
+
+    def model_check(*overrides: str) -> tuple[str, str]:
+        c = check_model(load_settings(env={}, overrides=list(overrides)))
+        return c.status, c.detail
+
+    assert model_check() == ("ok", "no model configured: proposer auto runs opencv")
+    status, detail = model_check("proposer.backend=tflite")
+    assert status == "fail" and "needs a model" in detail
+    status, detail = model_check(f"proposer.model={plate_model}")
+    assert status == "ok", detail
+    assert "CPU model loaded and matches; proposer auto runs tflite" in detail  # no Coral here
+    broken = tmp_path / "m.toml"
+    broken.write_text(plate_model.read_text().replace("[160, 160]", "[300, 300]"))
+    for f in plate_model.parent.glob("*.tflite"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    status, detail = model_check(f"proposer.model={broken}")
+    assert status == "fail" and "the manifest says [1, 300, 300, 3]" in detail

@@ -50,6 +50,7 @@ def test_every_fault_kind_is_survived(workdir: Path) -> None:
     data = json.loads(report_path.read_text())
     assert data["all_checks_passed"] is True
     assert data["totals"]["trials"] == 8 and data["totals"]["failed"] == 0
+    assert data["totals"]["passed_by_fault"] == {"nas": 2, "power": 2, "server": 2, "tpu": 2}
     for trial in data["trials"]:
         assert set(trial["checks"]) == {
             "final",
