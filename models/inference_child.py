@@ -72,7 +72,7 @@ def _propose(
 ) -> Any:
     """Answer one batch; a ("tick",) after each image lets the parent hold every single
     inference to its deadline, however long the batch."""
-    images = [
+    images: list[np.ndarray] = [
         np.ndarray((h, w), np.uint8, buffer=shm.buf, offset=offset) for offset, h, w in layout
     ]
     found = []
