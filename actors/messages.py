@@ -33,11 +33,13 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: its analysis-size luma and its source-size luma."""
+    """One decoded frame: its motion-size luma (`small`, for the static test every frame
+    needs) and its source-size luma (`full`, often a zero-copy view of the decoder's buffer;
+    read again only for frames that moved)."""
 
     index: int
     t: float
-    analysis: np.ndarray = field(repr=False, compare=False)
+    small: np.ndarray = field(repr=False, compare=False)
     full: np.ndarray = field(repr=False, compare=False)
 
 

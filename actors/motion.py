@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 
 import cv2
+import numpy as np
 import pykka
 
-from actors.decoder import analysis_size, shrink
+from actors.decoder import shrink
 from actors.messages import Chunk, Verdict, VideoInfo
 from models.proposer import Box
 from platesift.config import AnalysisSettings, MotionSettings, QualitySettings, Settings
@@ -20,7 +21,13 @@ from platesift.quality import measure
 
 
 class FrameFilter:
-    """Judges the frames of one video, chunk after chunk, in order."""
+    """Judges the frames of one video, chunk after chunk, in order.
+
+    Every frame gets the motion test on its small image (the decoder made it). Only a frame
+    that moved is looked at again: the analysis-resolution image of the region around its
+    motion is made from the full frame (exact box averaging, on a grid aligned with the
+    whole-frame analysis image, so it is the same pixels), and its quality measured there.
+    """
 
     def __init__(
         self, analysis: AnalysisSettings, motion: MotionSettings, quality: QualitySettings
@@ -30,7 +37,7 @@ class FrameFilter:
         self._quality = quality
         self._detector = MotionDetector(motion)
         self._info: VideoInfo | None = None
-        self._motion_size = (0, 0)
+        self._grid = (1, 1)
 
     def start_video(self, info: VideoInfo, settings: Settings | None = None) -> None:
         """Forget the previous video (and take its settings); the next chunk seeds a new
@@ -41,34 +48,31 @@ class FrameFilter:
             self._quality = settings.quality
         self._info = info
         self._detector = MotionDetector(self._motion)
-        self._motion_size = analysis_size(
-            info.analysis_width, info.analysis_height, self._analysis.motion_width
-        )
+        # Analysis pixels on multiples of the grid start on whole source pixels.
+        aw, ah = info.analysis_width, info.analysis_height
+        self._grid = (aw // math.gcd(aw, info.width), ah // math.gcd(ah, info.height))
 
     def judge(self, chunk: Chunk) -> tuple[Verdict, ...]:
         if self._info is None:
             raise RuntimeError("FrameFilter.judge() called before start_video()")
+        if not chunk.frames:
+            return ()
         info = self._info
-        small = [shrink(f.analysis, self._motion_size) for f in chunk.frames]
-        if not self._detector.ready and small:
-            self._detector.bootstrap(small)
-        mw, mh = self._motion_size
+        if not self._detector.ready:
+            self._detector.bootstrap([f.small for f in chunk.frames])
+        mh, mw = chunk.frames[0].small.shape
         sx, sy = info.width / mw, info.height / mh
         q = self._quality
         verdicts = []
-        for frame, img in zip(chunk.frames, small):
-            result = self._detector.detect(img)
+        for frame in chunk.frames:
+            result = self._detector.detect(frame.small)
             if not result.moving:
                 verdicts.append(
                     Verdict(index=frame.index, reason="static", lighting=0.0, blur=0.0, motion=0.0)
                 )
                 continue
-            mask = cv2.resize(
-                result.mask,
-                (info.analysis_width, info.analysis_height),
-                interpolation=cv2.INTER_NEAREST,
-            )
-            quality = measure(frame.analysis, mask, q.max_edge_width)
+            region, mask = self._analysis_region(frame.full, result.mask)
+            quality = measure(region, mask, q.max_edge_width)
             if quality.lighting < q.dark_level:
                 reason: str | None = "dark"
             elif quality.contrast < q.flat_contrast:
@@ -89,6 +93,36 @@ class FrameFilter:
                 )
             )
         return tuple(verdicts)
+
+    def _analysis_region(
+        self, full: np.ndarray, motion_mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The analysis-resolution image around the moving pixels, and the motion mask
+        upsampled (nearest neighbour) onto it."""
+        info = self._info
+        assert info is not None
+        aw, ah = info.analysis_width, info.analysis_height
+        mh, mw = motion_mask.shape
+        gx, gy = self._grid
+        x, y, w, h = cv2.boundingRect(motion_mask)
+        # Analysis pixel a shows motion pixel floor(a * m / a_size): the range covering the
+        # box, widened to the grid.
+        ax1 = x * aw // mw // gx * gx
+        ax2 = min(aw, _ceil_div(_ceil_div((x + w) * aw, mw), gx) * gx)
+        ay1 = y * ah // mh // gy * gy
+        ay2 = min(ah, _ceil_div(_ceil_div((y + h) * ah, mh), gy) * gy)
+        src = full[
+            ay1 * info.height // ah : ay2 * info.height // ah,
+            ax1 * info.width // aw : ax2 * info.width // aw,
+        ]
+        region = shrink(src, (ax2 - ax1, ay2 - ay1))
+        rows = np.arange(ay1, ay2) * mh // ah
+        cols = np.arange(ax1, ax2) * mw // aw
+        return region, motion_mask[rows[:, None], cols]
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _scale_box(

@@ -90,10 +90,11 @@ def check_backend(backend: str) -> None:
         require_gstreamer()
 
 
-def open_source(path: str, backend: str) -> VideoSource:
+def open_source(path: str, backend: str, fast_decode: str = "off") -> VideoSource:
     """Open `path` with `backend` (`auto`, `gstreamer`, `pyav` or `opencv`); VideoError if
     undecodable. `auto`: the Jetson's hardware decoder when GStreamer has it (see
-    `actors/gstreamer_source.py`), else PyAV if installed, else OpenCV."""
+    `actors/gstreamer_source.py`), else PyAV if installed, else OpenCV. `fast_decode`
+    (`analysis.fast_decode`) applies to PyAV only."""
     if backend in ("gstreamer", "auto"):
         from actors.gstreamer_source import open_gstreamer
 
@@ -101,14 +102,21 @@ def open_source(path: str, backend: str) -> VideoSource:
         if hardware is not None:
             return hardware
     if backend == "pyav" or (backend == "auto" and pyav_available()):
-        return PyAVSource(path)
+        return PyAVSource(path, fast_decode)
     return OpenCVSource(path)
+
+
+# `analysis.fast_decode` -> FFmpeg's `skip_loop_filter`: which frames skip the in-loop
+# deblocking filter (all but keyframes). Such a frame is blockier, and frames predicted from
+# it inherit that until the next keyframe: fine for finding motion, not for the heavy stage,
+# which reads the source video itself.
+_SKIP_LOOP_FILTER = {"skip-deblock": "nokey"}
 
 
 class PyAVSource:
     """FFmpeg through PyAV: frame-threaded decoding, luma plane as a zero-copy view."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fast_decode: str = "off") -> None:
         import av
 
         self._av: Any = av
@@ -122,6 +130,8 @@ class PyAVSource:
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         cc = stream.codec_context
+        if fast_decode in _SKIP_LOOP_FILTER:
+            cc.options = {**cc.options, "skip_loop_filter": _SKIP_LOOP_FILTER[fast_decode]}
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         self.info = SourceInfo(

@@ -8,9 +8,12 @@ side, each in its own child process (so peak memory is that run's alone), severa
 - `preprocess --proposer none`; `preprocess` with the default CPU proposer;
 - `preprocess` with a fake proposer of fixed latency per inference (does proposing overlap
   decoding?);
+- `preprocess --proposer none` with the opt-in `analysis.fast_decode = skip-deblock`;
 
 and prints a table (and JSON with `--json FILE`) of medians and ratios against plain decoding,
-because absolute speeds differ between machines.
+because absolute speeds differ between machines. Then, for the fast mode's price, the
+plate-frame recall of the default and the fast decoding on the synthetic street scenes of
+`tests/test_targets.py`, encoded as H.264 (the codec whose deblocking filter is skipped).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,8 @@ from models.proposer import Box, Proposal, Proposer
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 25
 BITRATE = 6_000_000
+FAST_MODE = "skip-deblock"
+SCENE_BITRATE = 1_000_000  # the 640x360 synthetic scenes: a little more than 6 Mbit/s / 9
 
 
 # --- the clip ------------------------------------------------------------------------------------
@@ -70,24 +76,33 @@ def clip_spec(seconds: float) -> Any:
 
 def make_clip(path: Path, seconds: float) -> Path:
     """Render and encode the clip with libx264 (PyAV), unless it is already there."""
-    import av
-
     from sim.scenes import iter_frames
 
     if path.exists():
         return path
+    return encode_h264((f for f, _ in iter_frames(clip_spec(seconds))), path, FPS, BITRATE)
+
+
+def encode_h264(frames: Iterable[np.ndarray], path: Path, fps: float, bitrate: int) -> Path:
+    """Encode BGR frames as H.264 (libx264 via PyAV, 2 s GOP, B-frames), like a camera would."""
+    import av
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial.mp4")
     with av.open(str(tmp), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.bit_rate = BITRATE
-        stream.options = {"preset": "veryfast", "g": str(2 * FPS), "bf": "2"}
-        for frame, _ in iter_frames(clip_spec(seconds)):
+        stream = None
+        for frame in frames:
+            if stream is None:
+                stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height = frame.shape[1], frame.shape[0]
+                stream.pix_fmt = "yuv420p"
+                stream.bit_rate = bitrate
+                stream.options = {"preset": "veryfast", "g": str(round(2 * fps)), "bf": "2"}
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
                 out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+        if stream is not None:
+            for packet in stream.encode():
+                out.mux(packet)
     os.replace(tmp, path)
     return path
 
@@ -148,6 +163,7 @@ def child(mode: str, video: str, scratch: str) -> dict[str, Any]:
     from platesift.config import load_settings
     from platesift.worker import Worker
 
+    mode, fast, _ = mode.partition("+fast")
     backend, _, latency = mode.partition(":")
     settings = load_settings(
         env={},
@@ -155,6 +171,7 @@ def child(mode: str, video: str, scratch: str) -> dict[str, Any]:
             f"paths.scratch={scratch}",
             f"paths.journal={Path(scratch) / 'journal.db'}",
             f"proposer.backend={'none' if backend == 'fake' else backend}",
+            f"analysis.fast_decode={FAST_MODE if fast else 'off'}",
         ],
     )
     fake = FixedLatencyProposer(float(latency)) if backend == "fake" else None
@@ -219,11 +236,88 @@ def _child_peak_rss(stdout: str, stderr: str) -> int:
     return 0
 
 
+# --- recall of the fast mode ---------------------------------------------------------------------
+
+
+def scene_specs() -> dict[str, Any]:
+    """The synthetic scenes of tests/test_targets.py (every preset but the demo)."""
+    from sim.scenes import PRESETS, preset
+
+    return {name: preset(name) for name in PRESETS if name != "demo"}
+
+
+def render_h264(spec: Any, path: Path) -> Any:
+    """Render a scene as H.264 (once, cached); return its ground truth."""
+    from sim.scenes import ground_truth, iter_frames
+
+    if not path.exists():
+        encode_h264((f for f, _ in iter_frames(spec)), path, spec.fps, SCENE_BITRATE)
+    return ground_truth(spec)
+
+
+def scene_recall(
+    names: Sequence[str], data: Path, fast_decode: str, scratch: Path
+) -> dict[str, dict[str, Any]]:
+    """Run the worker on each scene (H.264); plate-frame recall and counts, from the
+    artifacts, the way tests/test_targets.py measures them."""
+    from actors.messages import TaskSpec
+    from platesift.config import load_settings
+    from platesift.worker import Worker
+
+    specs = scene_specs()
+    settings = load_settings(
+        env={},
+        overrides=[
+            f"paths.journal={scratch / 'journal.db'}",
+            f"paths.scratch={scratch / 'scratch'}",
+            f"analysis.fast_decode={fast_decode}",
+        ],
+    )
+    out: dict[str, dict[str, Any]] = {}
+    with Worker(settings) as worker:
+        for name in names:
+            video = data / f"{name}.mp4"
+            truth = render_h264(specs[name], video)
+            dest = scratch / f"{name}-{fast_decode}"
+            outcome = worker.run(
+                TaskSpec(task_id=name, source=str(video), source_name=video.name, dest=str(dest))
+            )
+            if outcome.outcome != "done":
+                raise RuntimeError(f"{name}: {outcome.detail}")
+            kept = {
+                json.loads(line)["frame"]
+                for line in (dest / "frames.jsonl").read_text().splitlines()
+            }
+            readable = truth.readable_plate_frames()
+            out[name] = {
+                "frames": len(truth.frames),
+                "moving": len(truth.moving_frames()),
+                "readable": len(readable),
+                "kept": len(kept),
+                "recall": len(readable & kept) / len(readable) if readable else None,
+            }
+    return out
+
+
+def recall_table(data: Path) -> dict[str, Any]:
+    """Recall of the default and the fast decoding, side by side, on every scene."""
+    names = sorted(scene_specs())
+    with tempfile.TemporaryDirectory(prefix="platesift-recall-") as tmp:
+        default = scene_recall(names, data, "off", Path(tmp))
+        fast = scene_recall(names, data, FAST_MODE, Path(tmp))
+    return {name: {"off": default[name], FAST_MODE: fast[name]} for name in names}
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
 def run(
-    seconds: float, runs: int, data: Path, json_path: Path | None, latency_s: float
+    seconds: float,
+    runs: int,
+    data: Path,
+    json_path: Path | None,
+    latency_s: float,
+    recall: bool = True,
 ) -> dict[str, Any]:
     print(f"clips: {data} (1080p H.264, {BITRATE / 1e6:.0f} Mbit/s, {seconds:g} s and 4x)")
     short = make_clip(data / f"street-{seconds:g}s.mp4", seconds)
@@ -233,6 +327,7 @@ def run(
         ("none", "preprocess --proposer none"),
         ("opencv", "preprocess (CPU proposer)"),
         (f"fake:{latency_s}", f"preprocess, fake {latency_s * 1000:g} ms proposer"),
+        ("none+fast", f"preprocess --proposer none, {FAST_MODE}"),
     ]
     results: dict[str, Any] = {
         "machine": {
@@ -247,12 +342,17 @@ def run(
     for clip, label in ((short, "1x"), (long, "4x")):
         n = runs if label == "1x" else max(1, runs // 2)
         for mode, name in modes:
+            if label == "4x" and "+fast" in mode:
+                continue  # memory is the point of the 4x clip; the fast mode's is the same
             samples = []
             for i in range(n):
                 print(f"  {label} {name}: run {i + 1}/{n}", flush=True)
                 samples.append(measure(mode, clip))
             results["modes"][f"{label} {mode}"] = _summary(name, samples)
     _ratios(results)
+    if recall:
+        print(f"plate-frame recall on the synthetic scenes: default vs {FAST_MODE}")
+        results["recall"] = recall_table(data / "scenes")
     print(format_table(results))
     if json_path:
         json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -323,9 +423,32 @@ def format_table(results: dict[str, Any]) -> str:
         f"fake proposer: {fake['seconds']:.1f} s vs bound {fake['overlap_bound_s']:.1f} s "
         f"= {fake['overlap_ratio']:.2f}x ({fake.get('inferences')} inferences)"
     )
+    fast_key = next((k for k in results["modes"] if k.startswith("1x none+fast")), None)
+    if fast_key:
+        fast_m = results["modes"][fast_key]
+        lines.append(
+            f"{FAST_MODE}: {fast_m['fps'] / results['modes']['1x none']['fps']:.2f}x the speed "
+            f"of --proposer none, {fast_m['ratio']:.2f}x plain decode"
+        )
+    if results.get("recall"):
+        lines.append(
+            f"{'scene':12} {'frames':>6} {'moving':>6} {'readable':>8} "
+            f"{'kept':>5} {'recall':>6} | {'kept':>5} {'recall':>6} ({FAST_MODE})"
+        )
+        for name, r in results["recall"].items():
+            a, b = r["off"], r[FAST_MODE]
+            lines.append(
+                f"{name:12} {a['frames']:>6} {a['moving']:>6} {a['readable']:>8} "
+                f"{a['kept']:>5} {_fmt_recall(a['recall']):>6} | "
+                f"{b['kept']:>5} {_fmt_recall(b['recall']):>6}"
+            )
     for name, ok in results["targets"].items():
         lines.append(f"  [{'ok' if ok else 'MISS'}] {name}")
     return "\n".join(lines)
+
+
+def _fmt_recall(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -343,9 +466,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--latency-ms", type=float, default=10.0, help="latency of the fake proposer per inference"
     )
+    parser.add_argument(
+        "--no-recall",
+        action="store_true",
+        help=f"skip the recall of {FAST_MODE} on the synthetic scenes",
+    )
     ns = parser.parse_args(args)
     results = run(
-        ns.seconds, ns.runs, Path(ns.data), Path(ns.json) if ns.json else None, ns.latency_ms / 1000
+        ns.seconds,
+        ns.runs,
+        Path(ns.data),
+        Path(ns.json) if ns.json else None,
+        ns.latency_ms / 1000,
+        recall=not ns.no_recall,
     )
     return 0 if all(results["targets"].values()) else 1
 

@@ -59,6 +59,13 @@ class AnalysisSettings:
         "auto (gstreamer if available, else pyav if installed)",
         choices=("auto", "gstreamer", "pyav", "opencv"),
     )
+    fast_decode: str = _opt(
+        "off",
+        "opt-in decoding shortcut (pyav; H.264/HEVC): skip-deblock skips the in-loop deblocking "
+        "filter except on keyframes (about 17% less decoding CPU, slightly blockier frames); "
+        "off = exact decoding",
+        choices=("off", "skip-deblock"),
+    )
 
 
 @dataclass(frozen=True)

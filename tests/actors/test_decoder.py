@@ -47,7 +47,7 @@ def test_luma_plane_path_decodes_every_frame(small_video: Path, backend: str) ->
     assert [f.index for f in frames] == list(range(40))
     assert frames[5].t == pytest.approx(0.2)
     assert frames[0].full.shape == (240, 320) and frames[0].full.dtype == np.uint8
-    assert frames[0].analysis.shape == (120, 160)
+    assert frames[0].small.shape == (120, 160)  # motion image: at most the analysis width
     # The luma plane matches OpenCV's own colour decode converted to grey (within codec range).
     cap = cv2.VideoCapture(str(small_video))
     ok, bgr = cap.read()
@@ -129,3 +129,29 @@ def test_source_vanishing_mid_read_is_transient(tmp_path: Path, backend: str) ->
     os.remove(video)  # the NAS went away under us
     with pytest.raises(NasUnavailableError, match="became unreadable"):
         decode_all(d)
+
+
+def test_fast_decode_skips_deblocking_on_h264(tmp_path: Path) -> None:
+    from platesift.bench import encode_h264
+
+    rng = np.random.default_rng(3)
+    frames = [
+        np.clip(f.astype(int) + rng.integers(-20, 20, f.shape), 0, 255).astype(np.uint8)
+        for f in moving_box_frames(60)
+    ]
+    video = encode_h264(frames, tmp_path / "v.mp4", 25.0, 150_000)  # low bitrate: blocky
+    exact, fast = (
+        decode_all(_opened(video, AnalysisSettings(decoder="pyav", fast_decode=mode)))
+        for mode in ("off", "skip-deblock")
+    )
+    assert len(exact) == len(fast) == 60
+    diffs = [np.abs(a.full.astype(int) - b.full.astype(int)).mean() for a, b in zip(exact, fast)]
+    assert diffs[0] == 0  # the keyframe is still deblocked
+    assert max(diffs) > 0  # later frames are not: the option reached FFmpeg
+    assert max(diffs) < 8  # blockier, not broken
+
+
+def _opened(video: Path, s: AnalysisSettings) -> Decoder:
+    d = Decoder(s)
+    d.open(str(video), video.stat().st_size)
+    return d
