@@ -105,8 +105,9 @@ class Decoder:
         self.close()
         if settings is not None:
             self._settings = settings
+        s = self._settings
         try:
-            source = open_source(path, self._settings.decoder, self._settings.fast_decode)
+            source = open_source(path, s.decoder, s.fast_decode, s.decode_threads)
         except VideoError:
             self._raise_if_gone(path, size)
             raise

@@ -90,11 +90,11 @@ def check_backend(backend: str) -> None:
         require_gstreamer()
 
 
-def open_source(path: str, backend: str, fast_decode: str = "off") -> VideoSource:
+def open_source(path: str, backend: str, fast_decode: str = "off", threads: int = 0) -> VideoSource:
     """Open `path` with `backend` (`auto`, `gstreamer`, `pyav` or `opencv`); VideoError if
     undecodable. `auto`: the Jetson's hardware decoder when GStreamer has it (see
     `actors/gstreamer_source.py`), else PyAV if installed, else OpenCV. `fast_decode`
-    (`analysis.fast_decode`) applies to PyAV only."""
+    (`analysis.fast_decode`) and `threads` (`analysis.decode_threads`) apply to PyAV only."""
     if backend in ("gstreamer", "auto"):
         from actors.gstreamer_source import open_gstreamer
 
@@ -102,7 +102,7 @@ def open_source(path: str, backend: str, fast_decode: str = "off") -> VideoSourc
         if hardware is not None:
             return hardware
     if backend == "pyav" or (backend == "auto" and pyav_available()):
-        return PyAVSource(path, fast_decode)
+        return PyAVSource(path, fast_decode, threads)
     return OpenCVSource(path)
 
 
@@ -116,7 +116,7 @@ _SKIP_LOOP_FILTER = {"skip-deblock": "nokey"}
 class PyAVSource:
     """FFmpeg through PyAV: frame-threaded decoding, luma plane as a zero-copy view."""
 
-    def __init__(self, path: str, fast_decode: str = "off") -> None:
+    def __init__(self, path: str, fast_decode: str = "off", threads: int = 0) -> None:
         import av
 
         self._av: Any = av
@@ -130,6 +130,8 @@ class PyAVSource:
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         cc = stream.codec_context
+        if threads:
+            cc.thread_count = threads  # the output is bit-exact whatever the thread count
         if fast_decode in _SKIP_LOOP_FILTER:
             cc.options = {**cc.options, "skip_loop_filter": _SKIP_LOOP_FILTER[fast_decode]}
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate

@@ -155,3 +155,18 @@ def _opened(video: Path, s: AnalysisSettings) -> Decoder:
     d = Decoder(s)
     d.open(str(video), video.stat().st_size)
     return d
+
+
+def test_decode_threads_do_not_change_a_single_pixel(small_video: Path) -> None:
+    from actors.video_sources import PyAVSource
+
+    def frames(threads: int) -> list[bytes]:
+        source = PyAVSource(str(small_video), threads=threads)
+        out = []
+        while (luma := source.read()) is not None:
+            out.append(luma.tobytes())
+        source.close()
+        return out
+
+    one = frames(1)
+    assert len(one) == 40 and frames(4) == one and frames(0) == one
