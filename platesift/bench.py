@@ -141,10 +141,18 @@ class FixedLatencyProposer(Proposer):
     def __init__(self, latency_s: float) -> None:
         self.latency_s = latency_s
         self.calls = 0
+        self.busy_s = 0.0  # what the inferences really took (sleep overshoots a little)
+        self.first_call: float | None = None
+        self.last_end = 0.0
 
     def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
         self.calls += 1
+        started = time.perf_counter()
+        if self.first_call is None:
+            self.first_call = started
         time.sleep(self.latency_s)  # the device is busy; the CPU is free meanwhile
+        self.last_end = time.perf_counter()
+        self.busy_s += self.last_end - started
         return []
 
 
@@ -179,6 +187,7 @@ def child(mode: str, video: str, scratch: str) -> dict[str, Any]:
     with Worker(
         settings, proposer_factory=(lambda: fake) if fake else None, scratch=Path(scratch) / "work"
     ) as worker:
+        run_started = time.perf_counter()
         outcome = worker.run(
             TaskSpec(task_id="bench", source=video, source_name=video, dest=str(out))
         )
@@ -198,6 +207,14 @@ def child(mode: str, video: str, scratch: str) -> dict[str, Any]:
         "peak_scratch_bytes": peak_scratch,
         "thumb_bytes": thumbs,
         "inferences": fake.calls if fake else None,
+        "proposer_busy_s": fake.busy_s if fake else None,
+        # From the task's start to the first inference: until the first car is in view,
+        # there is nothing to propose.
+        "first_inference_s": (fake.first_call - run_started) if fake and fake.first_call else None,
+        # Time the proposer sat idle between its first inference and its last.
+        "proposer_idle_s": (
+            (fake.last_end - fake.first_call) - fake.busy_s if fake and fake.first_call else None
+        ),
     }
 
 
@@ -373,6 +390,9 @@ def _summary(name: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("kept", "inferences", "peak_scratch_bytes", "thumb_bytes"):
         if samples[0].get(key) is not None:
             out[key] = max(s[key] for s in samples)
+    for key in ("proposer_busy_s", "first_inference_s", "proposer_idle_s"):
+        if samples[0].get(key) is not None:
+            out[key] = statistics.median(s[key] for s in samples)
     return out
 
 
@@ -423,6 +443,12 @@ def format_table(results: dict[str, Any]) -> str:
         f"fake proposer: {fake['seconds']:.1f} s vs bound {fake['overlap_bound_s']:.1f} s "
         f"= {fake['overlap_ratio']:.2f}x ({fake.get('inferences')} inferences)"
     )
+    if fake.get("proposer_busy_s") is not None:
+        lines.append(
+            f"  its inferences really took {fake['proposer_busy_s']:.2f} s; the first started "
+            f"{fake['first_inference_s']:.2f} s into the task (the first car); after that it "
+            f"was idle {fake['proposer_idle_s']:.3f} s"
+        )
     fast_key = next((k for k in results["modes"] if k.startswith("1x none+fast")), None)
     if fast_key:
         fast_m = results["modes"][fast_key]
