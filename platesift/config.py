@@ -45,7 +45,7 @@ class AnalysisSettings:
     motion_width: int = _opt(
         240, "motion-detection frame width in pixels (at most analysis.width)", 32, 1920
     )
-    chunk_mb: int = _opt(32, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
+    chunk_mb: int = _opt(24, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
     prefetch_chunks: int = _opt(2, "chunks decoded ahead while the current one is analysed", 1, 8)
     propose_backlog_mb: int = _opt(
         48, "region crops of kept frames waiting for the proposer, MiB", 1, 1024
