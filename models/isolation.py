@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from models.backends import BackendSpec
-from models.proposer import Box, Proposal, Proposer
+from models.proposer import Box, Proposal, Proposer, propose_in_rois
 from platesift import errors
 from platesift.errors import PlatesiftError, ProposerUnavailableError
 
@@ -121,15 +121,7 @@ class IsolatedProposer(Proposer):
     # --- requests -----------------------------------------------------------------------------
 
     def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
-        if not rois:
-            return self.propose_many([luma])[0]
-        found: list[Proposal] = []
-        crops = [luma[y1:y2, x1:x2] for x1, y1, x2, y2 in rois]
-        for (x1, y1, _, _), props in zip(rois, self.propose_many(crops)):
-            for p in props:
-                bx1, by1, bx2, by2 = p.box
-                found.append(Proposal((bx1 + x1, by1 + y1, bx2 + x1, by2 + y1), p.score))
-        return sorted(found, key=lambda p: (-p.score, p.box))
+        return propose_in_rois(self.propose_many, luma, rois)
 
     def propose_many(self, images: Sequence[np.ndarray]) -> list[list[Proposal]]:
         if not images:

@@ -7,7 +7,7 @@ looking at (around the motion), and returns candidate plate boxes in SOURCE-vide
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,4 +63,39 @@ class NullProposer(Proposer):
         return []
 
 
-__all__ = ["Box", "NullProposer", "Proposal", "Proposer"]
+def shifted(proposal: Proposal, dx: int, dy: int) -> Proposal:
+    """`proposal` moved by (dx, dy): from crop pixels to frame pixels."""
+    x1, y1, x2, y2 = proposal.box
+    return Proposal((x1 + dx, y1 + dy, x2 + dx, y2 + dy), proposal.score)
+
+
+def best_first(proposals: Sequence[Proposal]) -> list[Proposal]:
+    """The deterministic order of every proposer's answer: by descending score, then box."""
+    return sorted(proposals, key=lambda p: (-p.score, p.box))
+
+
+def propose_in_rois(
+    detect_many: Callable[[Sequence[np.ndarray]], list[list[Proposal]]],
+    luma: np.ndarray,
+    rois: Sequence[Box],
+) -> list[Proposal]:
+    """`Proposer.propose` for a backend that detects on whole images: the whole frame, or
+    each ROI's crop in one `detect_many` call, with the boxes moved back to frame pixels."""
+    if not rois:
+        return best_first(detect_many([luma])[0])
+    crops = [luma[y1:y2, x1:x2] for x1, y1, x2, y2 in rois]
+    answers = detect_many(crops)
+    return best_first(
+        [shifted(p, x1, y1) for (x1, y1, _, _), found in zip(rois, answers) for p in found]
+    )
+
+
+__all__ = [
+    "Box",
+    "NullProposer",
+    "Proposal",
+    "Proposer",
+    "best_first",
+    "propose_in_rois",
+    "shifted",
+]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.proposer import Box, Proposal, Proposer
+from models.proposer import Box, Proposal, Proposer, shifted
 
 MARGIN_FRACTION = 0.25
 MIN_MARGIN_PX = 16
@@ -75,32 +75,22 @@ def crop_regions(luma: np.ndarray, rois: Sequence[Box]) -> tuple[Crop, ...]:
     return tuple(Crop(x1, y1, np.ascontiguousarray(luma[y1:y2, x1:x2])) for x1, y1, x2, y2 in boxes)
 
 
-def propose_on_crops(
-    proposer: Proposer, crops: Sequence[Crop], max_regions: int
-) -> list[tuple[int, Proposal]]:
-    """(crop index, proposal in frame pixels), best first, at most `max_regions`."""
-    return propose_on_batch(proposer, [crops], max_regions)[0]
-
-
 def propose_on_batch(
     proposer: Proposer, batch: Sequence[Sequence[Crop]], max_regions: int
 ) -> list[list[tuple[int, Proposal]]]:
-    """`propose_on_crops` for the crops of several frames, in ONE call to the proposer (a
-    device or a child process pays its round trip once per batch)."""
+    """For each frame: (crop index, proposal in frame pixels), best first, at most
+    `max_regions`; the crops of all the frames go to the proposer in ONE call (a device or a
+    child process pays its round trip once per batch)."""
     images = [crop.pixels for crops in batch for crop in crops]
     answers = iter(proposer.propose_many(images))
     out = []
     for crops in batch:
         found: list[tuple[int, Proposal]] = []
         for i, crop in enumerate(crops):
-            for p in next(answers):
-                x1, y1, x2, y2 = p.box
-                found.append(
-                    (i, Proposal((x1 + crop.x, y1 + crop.y, x2 + crop.x, y2 + crop.y), p.score))
-                )
+            found += [(i, shifted(p, crop.x, crop.y)) for p in next(answers)]
         found.sort(key=lambda item: (-item[1].score, item[1].box))
         out.append(found[:max_regions])
     return out
 
 
-__all__ = ["Crop", "crop_regions", "merge_boxes", "propose_on_batch", "propose_on_crops"]
+__all__ = ["Crop", "crop_regions", "merge_boxes", "propose_on_batch"]

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from models.manifest import ModelManifest, check_tensors
-from models.proposer import Box, Proposal, Proposer
+from models.proposer import Box, Proposal, Proposer, best_first, propose_in_rois
 from models.tflite_runtime import Runtime, load_edgetpu_delegate, open_interpreter
 from platesift.errors import ModelError
 
@@ -46,14 +46,7 @@ class TFLiteDetector(Proposer):
         )
 
     def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
-        if not rois:
-            return self._detect(luma)
-        found: list[Proposal] = []
-        for x1, y1, x2, y2 in rois:
-            for p in self._detect(luma[y1:y2, x1:x2]):
-                bx1, by1, bx2, by2 = p.box
-                found.append(Proposal((bx1 + x1, by1 + y1, bx2 + x1, by2 + y1), p.score))
-        return sorted(found, key=lambda p: (-p.score, p.box))
+        return propose_in_rois(lambda images: [self._detect(i) for i in images], luma, rois)
 
     def _detect(self, image: np.ndarray) -> list[Proposal]:
         m = self.manifest
@@ -88,7 +81,7 @@ class TFLiteDetector(Proposer):
             y2 = min(height, math.ceil(ymax * m.input_height / scale))
             if x2 > x1 and y2 > y1:
                 found.append(Proposal((x1, y1, x2, y2), round(score, 4)))
-        return sorted(found, key=lambda p: (-p.score, p.box))
+        return best_first(found)
 
 
 def _to_input(grey: np.ndarray, input_type: str) -> np.ndarray:
