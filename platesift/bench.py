@@ -116,15 +116,16 @@ def repeat_clip(source: Path, path: Path, times: int) -> Path:
     tmp = path.with_suffix(".partial.mp4")
     with av.open(str(source)) as src:
         in_stream = src.streams.video[0]
-        packets = [p for p in src.demux(in_stream) if p.dts is not None]
-        span = max(p.pts for p in packets) + (packets[1].pts - packets[0].pts or 1)
+        packets = [p for p in src.demux(in_stream) if p.dts is not None and p.pts is not None]
+        stamps = [(int(p.pts or 0), int(p.dts or 0)) for p in packets]
+        span = max(pts for pts, _ in stamps) + (stamps[1][0] - stamps[0][0] or 1)
         with av.open(str(tmp), "w") as out:
             stream = out.add_stream_from_template(in_stream)
             for k in range(times):
-                for p in packets:
+                for p, (pts, dts) in zip(packets, stamps):
                     p.stream = stream
-                    p.pts = p.pts + (span if k else 0)
-                    p.dts = p.dts + (span if k else 0)
+                    p.pts = pts + k * span
+                    p.dts = dts + k * span
                     out.mux(p)
     os.replace(tmp, path)
     return path
