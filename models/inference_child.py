@@ -104,13 +104,15 @@ def _die_with_parent() -> None:
     parent = os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: fall back to watching the parent
-        pass
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0
+    except (OSError, AttributeError):
+        armed = False
     if os.getppid() != parent:  # it died before prctl took effect
         os._exit(1)
+    if armed:
+        return
 
-    def watch() -> None:
+    def watch() -> None:  # not Linux: watch the parent instead
         stop = threading.Event()
         while not stop.wait(1.0):
             if os.getppid() != parent:

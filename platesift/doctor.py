@@ -87,12 +87,13 @@ def check_libedgetpu(required: bool) -> Check:
 
 
 def check_tflite(required: bool) -> Check:
-    from models.tflite_runtime import INSTALL_HINT, find_runtime
+    from models.tflite_runtime import INSTALL_HINT, RUNTIME_MODULES, find_runtime
 
     runtime = find_runtime()  # imported for real: a wheel built for another numpy fails here
     if runtime is not None:
         return Check("TFLite runtime", "ok", f"{runtime.module} imports and works")
-    broken = [m for m in ("tflite_runtime", "ai_edge_litert") if importlib.util.find_spec(m)]
+    packages = [m.split(".")[0] for m in RUNTIME_MODULES]
+    broken = [m for m in packages if importlib.util.find_spec(m)]
     detail = (
         f"{broken[0]} is installed but does not import (built for numpy < 2?)"
         if broken

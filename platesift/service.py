@@ -203,7 +203,8 @@ class Service:
             self.last_healthy = time.monotonic()
             try:
                 self.nas.check_root()
-                self._worker_ready()
+                assert self._worker is not None
+                self._worker.ensure_proposer()  # no pull while the Coral is down
                 wait_s = min(s.server.wait_s, 1.0) if self.drain else s.server.wait_s
                 self._in_pull = True
                 try:
@@ -231,11 +232,6 @@ class Service:
             if self.once:
                 break
         return EXIT_OK
-
-    def _worker_ready(self) -> None:
-        """No pull while the proposer's device is down: a task would only fail."""
-        assert self._worker is not None
-        self._worker.ensure_proposer()
 
     def _back_off(self, exc: PlatesiftError) -> None:
         self._failures += 1

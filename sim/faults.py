@@ -514,24 +514,26 @@ def _drain(system: _System, restart_at: float | None) -> float | None:
     return recovery
 
 
-def _proposer_backoffs(system: _System) -> int:
-    """How many times the service has waited for the proposer (journal backoff notes)."""
+def _service_events(system: _System, match: Callable[[Any], bool]) -> int:
+    """How many of the service's journal entries match (0 while the journal is missing or
+    busy)."""
     try:
         with Journal.open_existing(system.journal) as journal:
-            return sum(
-                e.event == "backoff" and e.detail.get("kind") == "ProposerUnavailableError"
-                for e in journal.events("(service)")
-            )
+            return sum(match(e) for e in journal.events("(service)"))
     except Exception:  # not created yet, or busy
         return 0
 
 
+def _proposer_backoffs(system: _System) -> int:
+    """How many times the service has waited for the proposer (journal backoff notes)."""
+    return _service_events(
+        system,
+        lambda e: e.event == "backoff" and e.detail.get("kind") == "ProposerUnavailableError",
+    )
+
+
 def _boots(system: _System) -> int:
-    try:
-        with Journal.open_existing(system.journal) as journal:
-            return sum(e.event == "boot" for e in journal.events("(service)"))
-    except Exception:  # missing or busy journal: not booted as far as we can tell
-        return 0
+    return _service_events(system, lambda e: e.event == "boot")
 
 
 def _checks(
