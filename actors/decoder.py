@@ -1,11 +1,12 @@
-"""The decoder: turns a source video into chunks of low-resolution luma frames.
+"""The decoder: turns a source video into chunks of luma frames, and does nothing else.
 
 The cheap path is the normal path: the decoder's own luma plane is used as it is (a zero-copy
-view with PyAV, one copy with OpenCV's capture), never a full-size colour conversion; only the
-small motion image (240 px wide by default) is computed per frame. The analysis image (480 px)
-is computed later, only for frames that moved and only around the motion (`FrameFilter`).
-Sources whose raw frames are not planar YUV/grey fall back to decoding in colour and
-converting (logged once, much slower). See `actors/video_sources.py`.
+view with PyAV, one copy with OpenCV's capture), never a full-size colour conversion. Its
+thread only keeps the decoding library fed; every reduction (the small motion image of each
+frame, the analysis image around motion) is made by the frame filter, in its own thread
+(`actors/motion.py`, `platesift/downscale.py`). Sources whose raw frames are not planar
+YUV/grey fall back to decoding in colour and converting (logged once, much slower). See
+`actors/video_sources.py`.
 
 Chunks are sized by a memory budget, so memory stays bounded whatever the video's length.
 """
@@ -16,13 +17,13 @@ import logging
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pykka
 
 from actors.messages import Chunk, Frame, VideoInfo
 from actors.video_sources import SourceInfo, VideoSource, check_backend, open_source
 from platesift.config import AnalysisSettings
+from platesift.downscale import analysis_size
 from platesift.errors import NasUnavailableError, VideoError
 
 logger = logging.getLogger(__name__)
@@ -32,56 +33,6 @@ MAX_DURATION_S = 7 * 24 * 3600.0  # a week of video in one file is absurd
 TRUNCATION_TOLERANCE = 0.05  # fewer than 95% of the declared frames decodable = truncated
 MIN_CHUNK_FRAMES = 4
 MAX_CHUNK_FRAMES = 64
-
-
-def analysis_size(width: int, height: int, target_width: int) -> tuple[int, int]:
-    """Analysis frame size: at most `target_width` wide (never upscaled), even dimensions."""
-    w = min(target_width, width)
-    w -= w % 2
-    h = max(2, round(height * w / width / 2) * 2)
-    return w, h
-
-
-def motion_size(width: int, height: int, analysis_width: int, motion_width: int) -> tuple[int, int]:
-    """Motion image size: `motion_width` wide but at most the analysis width (never upscaled),
-    aspect kept (not rounded to even sizes, so 1080p gives an exact 8x: 240x135)."""
-    w = max(1, min(motion_width, analysis_width, width))
-    return w, max(1, round(height * w / width))
-
-
-def shrink(luma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Downscale with box averaging, cheaply: halve with INTER_LINEAR while at least 2x too
-    big (an exact 2x bilinear step is a 2x2 box average, and SIMD-fast), then INTER_AREA to
-    the exact size. Same result as one INTER_AREA, at a fraction of the cost on 1080p."""
-    img = luma
-    while img.shape[1] >= 2 * size[0] and img.shape[0] >= 2 * size[1]:
-        img = cv2.resize(
-            img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_LINEAR
-        )
-    if (img.shape[1], img.shape[0]) != size:
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-    elif img is luma:
-        img = luma.copy()  # never hand out a view of a decoder buffer as the analysis image
-    return img
-
-
-def motion_image(luma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The small image the motion test runs on, every frame: a box average like `shrink`,
-    but when the source is at least 4x bigger only every other source row is read (the
-    first halving, which costs most, touches half the frame). Columns are still all
-    averaged, and the rows kept are 2 px apart, so fine texture does not alias under
-    camera shake (measured: 0.19 instead of 0.28 ms at 1080p; within 1 level of `shrink`).
-    """
-    w, h = size
-    if luma.shape[1] < 4 * w or luma.shape[0] < 4 * h:
-        return shrink(luma, size)
-    img = luma[::2]
-    while img.shape[1] >= 4 * w and img.shape[0] >= 2 * h:
-        img = cv2.resize(
-            img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_LINEAR
-        )
-    exact = img.shape[1] == 2 * w and img.shape[0] == h  # only the columns left to halve
-    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR if exact else cv2.INTER_AREA)
 
 
 class Decoder:
@@ -95,7 +46,6 @@ class Decoder:
         self._next_index = 0
         self._pending: np.ndarray | None = None
         self._chunk_frames = MIN_CHUNK_FRAMES
-        self._motion_size = (0, 0)
         self._ended = False
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -123,8 +73,7 @@ class Decoder:
         if not source.info.luma_path:
             logger.warning("%s: no raw luma plane available, decoding in colour (slower)", path)
         aw, ah = analysis_size(info.width, info.height, self._settings.width)
-        self._motion_size = motion_size(info.width, info.height, aw, self._settings.motion_width)
-        frame_bytes = info.width * info.height + self._motion_size[0] * self._motion_size[1]
+        frame_bytes = info.width * info.height
         budget = self._settings.chunk_mb * 1024 * 1024
         self._chunk_frames = max(MIN_CHUNK_FRAMES, min(MAX_CHUNK_FRAMES, budget // frame_bytes))
         self._source = source
@@ -174,7 +123,6 @@ class Decoder:
             raise RuntimeError("Decoder.next_chunk() called with no video open")
         info = self._info
         frames: list[Frame] = []
-        size = self._motion_size
         while len(frames) < self._chunk_frames and not self._ended:
             full: np.ndarray | None
             if self._pending is not None:
@@ -185,9 +133,8 @@ class Decoder:
                 self._ended = True
                 self._check_complete()
                 break
-            small = motion_image(full, size)
             index = self._next_index
-            frames.append(Frame(index=index, t=index / info.fps, small=small, full=full))
+            frames.append(Frame(index=index, t=index / info.fps, full=full))
             self._next_index += 1
         return Chunk(frames=tuple(frames))
 
@@ -245,4 +192,4 @@ class DecoderActor(pykka.ThreadingActor):
         self.decoder.close()
 
 
-__all__ = ["Decoder", "DecoderActor", "analysis_size", "motion_image", "motion_size", "shrink"]
+__all__ = ["Decoder", "DecoderActor"]

@@ -33,13 +33,12 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: its motion-size luma (`small`, for the static test every frame
-    needs) and its source-size luma (`full`, often a zero-copy view of the decoder's buffer;
-    read again only for frames that moved)."""
+    """One decoded frame: its source-size luma (`full`, often a zero-copy view of the
+    decoder's buffer). The filter reads it once, for the small motion image every frame
+    needs, and again only if the frame moved."""
 
     index: int
     t: float
-    small: np.ndarray = field(repr=False, compare=False)
     full: np.ndarray = field(repr=False, compare=False)
 
 

@@ -1,5 +1,8 @@
 """The frame filter: turns each decoded frame into a verdict (kept, or a rejection reason).
 
+It runs in its own thread, and makes every reduced image itself (the small motion image of
+each frame, the analysis image around motion), so the decoder's thread only decodes.
+
 Order of the tests, cheapest first: `static` (nothing moves against the background), then on
 the moving region only: `dark`, `flat` (no meaningful structure), `blurry`.
 """
@@ -12,18 +15,19 @@ import cv2
 import numpy as np
 import pykka
 
-from actors.decoder import shrink
 from actors.messages import Chunk, Verdict, VideoInfo
 from models.proposer import Box
 from platesift.config import AnalysisSettings, MotionSettings, QualitySettings, Settings
+from platesift.downscale import motion_image, motion_size, shrink
 from platesift.motion import MotionDetector
+from platesift.priority import lower_this_thread
 from platesift.quality import measure
 
 
 class FrameFilter:
     """Judges the frames of one video, chunk after chunk, in order.
 
-    Every frame gets the motion test on its small image (the decoder made it). Only a frame
+    Every frame gets the motion test on its small image (`motion_image`). Only a frame
     that moved is looked at again: the analysis-resolution image of the region around its
     motion is made from the full frame (exact box averaging, on a grid aligned with the
     whole-frame analysis image, so it is the same pixels), and its quality measured there.
@@ -38,6 +42,7 @@ class FrameFilter:
         self._detector = MotionDetector(motion)
         self._info: VideoInfo | None = None
         self._grid = (1, 1)
+        self._motion_size = (1, 1)
 
     def start_video(self, info: VideoInfo, settings: Settings | None = None) -> None:
         """Forget the previous video (and take its settings); the next chunk seeds a new
@@ -51,6 +56,7 @@ class FrameFilter:
         # Analysis pixels on multiples of the grid start on whole source pixels.
         aw, ah = info.analysis_width, info.analysis_height
         self._grid = (aw // math.gcd(aw, info.width), ah // math.gcd(ah, info.height))
+        self._motion_size = motion_size(info.width, info.height, aw, self._analysis.motion_width)
 
     def judge(self, chunk: Chunk) -> tuple[Verdict, ...]:
         if self._info is None:
@@ -58,14 +64,15 @@ class FrameFilter:
         if not chunk.frames:
             return ()
         info = self._info
+        smalls = [motion_image(frame.full, self._motion_size) for frame in chunk.frames]
         if not self._detector.ready:
-            self._detector.bootstrap([f.small for f in chunk.frames])
-        mh, mw = chunk.frames[0].small.shape
+            self._detector.bootstrap(smalls)
+        mw, mh = self._motion_size
         sx, sy = info.width / mw, info.height / mh
         q = self._quality
         verdicts = []
-        for frame in chunk.frames:
-            result = self._detector.detect(frame.small)
+        for frame, small in zip(chunk.frames, smalls):
+            result = self._detector.detect(small)
             if not result.moving:
                 verdicts.append(
                     Verdict(index=frame.index, reason="static", lighting=0.0, blur=0.0, motion=0.0)
@@ -145,6 +152,10 @@ class MotionActor(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self.filter = FrameFilter(analysis, motion, quality)
+        self._nice = analysis.filter_nice
+
+    def on_start(self) -> None:
+        lower_this_thread(self._nice)
 
     def ping(self) -> bool:
         return True

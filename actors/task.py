@@ -42,6 +42,7 @@ from platesift.errors import (
     ProposerUnavailableError,
 )
 from platesift.heuristics import confidence, distance_m
+from platesift.priority import lower_this_thread
 from platesift.thumbs import encode_thumb
 
 logger = logging.getLogger(__name__)
@@ -433,6 +434,9 @@ class TaskActor(pykka.ThreadingActor):
     def __init__(self, runner: TaskRunner) -> None:
         super().__init__()
         self.runner = runner
+
+    def on_start(self) -> None:
+        lower_this_thread(self.runner.settings.analysis.filter_nice)
 
     def ping(self) -> bool:
         return True

@@ -26,6 +26,7 @@ from pykka.typing import ActorMemberMixin, proxy_method
 
 from journal.entry import JournalEntry
 from journal.store import Journal, JournalStats, RateLimitedWarning
+from platesift.priority import lower_this_thread
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +89,13 @@ class JournalActor(pykka.ThreadingActor):
     each `record` tries again (after the journal's retry delay).
     """
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, nice: int = 0) -> None:
         super().__init__()
         self._journal = journal  # private: not exposed through proxies
+        self._nice = nice
 
     def on_start(self) -> None:
+        lower_this_thread(self._nice)  # diagnostics must never slow decoding
         self._journal.try_open()
 
     def on_stop(self) -> None:

@@ -63,7 +63,9 @@ class Worker:
         # OpenCV's own thread pool would only fight FFmpeg for the cores (measured: -11% fps).
         cv2.setNumThreads(s.analysis.opencv_threads)
         try:
-            journal = self._start(JournalActor.start(Journal(s.journal_path())))
+            journal = self._start(
+                JournalActor.start(Journal(s.journal_path()), s.analysis.filter_nice)
+            )
             nas = self._start(NASActor.start(self._nas_root)).proxy()
             decoder = self._start(DecoderActor.start(s.analysis)).proxy()
             motion = self._start(MotionActor.start(s.analysis, s.motion, s.quality)).proxy()
