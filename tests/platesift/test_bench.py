@@ -63,3 +63,18 @@ def test_a_missed_target_is_reported() -> None:
     _ratios(r)
     assert not r["targets"]["none >= 0.9x decode"]
     assert "[MISS] none >= 0.9x decode" in format_table(r)
+
+
+def test_same_backend_ratios_and_the_stricter_proposer_bound() -> None:
+    r = results(decode=[5.0] * 3, none=[5.0] * 3, fake=[5.4] * 3, inferences=400)
+    # Plain PyAV decoding is faster than grab here: 4.5 s.
+    for label, scale in (("1x", 1), ("4x", 4)):
+        r["modes"][f"{label} decode-pyav"] = _summary("pyav", [sample(4.5 * scale)] * 3)
+    _ratios(r)
+    none = r["modes"]["1x none"]
+    assert none["ratio"] == pytest.approx(1.0) and none["ratio_pyav"] == pytest.approx(0.9)
+    fake = r["modes"]["1x fake:0.01"]
+    # max(faster decoding 4.5 s, 400 x 10 ms) = 4.5 s, not grab's 5 s.
+    assert fake["overlap_bound_s"] == pytest.approx(4.5)
+    assert fake["overlap_ratio"] == pytest.approx(1.2)
+    assert "[MISS] fake proposer" in format_table(r)
