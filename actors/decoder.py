@@ -117,13 +117,16 @@ class Decoder:
 
     # --- decoding -----------------------------------------------------------------------------
 
-    def next_chunk(self) -> Chunk:
-        """The next frames of the open video; an empty chunk at the end."""
+    def next_chunk(self, min_frames: int = 0) -> Chunk:
+        """The next frames of the open video (at least `min_frames` if the video has them:
+        the first chunk carries every frame that seeds the background, whatever the memory
+        budget); an empty chunk at the end."""
         if self._source is None or self._info is None:
             raise RuntimeError("Decoder.next_chunk() called with no video open")
         info = self._info
         frames: list[Frame] = []
-        while len(frames) < self._chunk_frames and not self._ended:
+        count = max(self._chunk_frames, min_frames)
+        while len(frames) < count and not self._ended:
             full: np.ndarray | None
             if self._pending is not None:
                 full, self._pending = self._pending, None
@@ -179,8 +182,8 @@ class DecoderActor(pykka.ThreadingActor):
     def open(self, path: str, size: int, settings: AnalysisSettings | None = None) -> VideoInfo:
         return self.decoder.open(path, size, settings)
 
-    def next_chunk(self) -> Chunk:
-        return self.decoder.next_chunk()
+    def next_chunk(self, min_frames: int = 0) -> Chunk:
+        return self.decoder.next_chunk(min_frames)
 
     def close(self) -> None:
         self.decoder.close()

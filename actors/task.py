@@ -152,8 +152,12 @@ class TaskRunner:
         rejected = dict.fromkeys(REJECTION_REASONS, 0)
         totals = {"kept": 0, "regions": 0, "frames_with_regions": 0}
         decoded = 0
+        # The first chunk holds every frame that seeds the background model, so the seed
+        # never depends on the memory budget (`analysis.chunk_mb`).
+        first = self.current.motion.bootstrap_frames
         pending = deque(
-            self.decoder.next_chunk() for _ in range(self.current.analysis.prefetch_chunks)
+            self.decoder.next_chunk(first if i == 0 else 0)
+            for i in range(self.current.analysis.prefetch_chunks)
         )
         # Proposal batches in flight, oldest first: (future, frames), bounded by crop bytes.
         inflight: deque[tuple[Any, list[_Waiting]]] = deque()

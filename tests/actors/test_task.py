@@ -200,3 +200,18 @@ def test_a_cancel_before_the_task_starts_is_not_lost(settings: Settings, tmp_pat
     assert first.outcome == "failed" and first.error_kind == "CancelledError"
     second = runner.run(spec_for(video, tmp_path / "out"))  # the flag was reset at the end
     assert second.outcome == "done"
+
+
+def test_the_memory_budget_never_changes_the_artifacts(tmp_path: Path) -> None:
+    # 720p: a 4 MiB chunk holds 4 frames, fewer than the 12 that seed the background. The box
+    # is moving from the first frame, so a seed from 4 frames would differ from one from 12.
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(40, h=720, w=1280, start=0))
+    outputs = []
+    for chunk_mb in (4, 64):
+        s = load_settings(env={}, overrides=[f"analysis.chunk_mb={chunk_mb}"])
+        runner, _ = make_runner(s, tmp_path)
+        dest = tmp_path / f"out-{chunk_mb}"
+        assert runner.run(spec_for(video, dest), RecordingSink(dest)).outcome == "done"
+        outputs.append([(dest / n).read_bytes() for n in ("frames.jsonl", "rejections.jsonl")])
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0]  # something was kept
