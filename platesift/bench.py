@@ -172,27 +172,32 @@ class FixedLatencyProposer(Proposer):
         return [[] for _ in images]
 
 
-def child(mode: str, video: str, scratch: str) -> dict[str, Any]:
+def plain_decode(mode: str, video: str) -> dict[str, Any]:
+    """Decode every frame, keep nothing (opening included, as in the pipeline's timing):
+    `decode` is OpenCV's `grab()`, `decode-pyav` PyAV with the pipeline's decoder settings."""
+    started = time.perf_counter()
     if mode == "decode":
         import cv2
 
-        started = time.perf_counter()
         cap = cv2.VideoCapture(video, cv2.CAP_FFMPEG)
-        frames = 0
-        while cap.grab():
-            frames += 1
-        return {"frames": frames, "seconds": time.perf_counter() - started}
-    if mode == "decode-pyav":
+        advance, close = cap.grab, cap.release
+    else:
         from actors.video_sources import PyAVSource
         from platesift.config import AnalysisSettings
 
-        started = time.perf_counter()
         source = PyAVSource(video, threads=AnalysisSettings().decode_threads)
-        frames = 0
-        while source.read() is not None:
-            frames += 1
-        source.close()
-        return {"frames": frames, "seconds": time.perf_counter() - started}
+        advance, close = (lambda: source.read() is not None), source.close
+    frames = 0
+    while advance():
+        frames += 1
+    seconds = time.perf_counter() - started
+    close()
+    return {"frames": frames, "seconds": seconds}
+
+
+def child(mode: str, video: str, scratch: str) -> dict[str, Any]:
+    if mode in ("decode", "decode-pyav"):
+        return plain_decode(mode, video)
 
     from actors.messages import TaskSpec
     from platesift.config import load_settings
