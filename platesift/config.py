@@ -67,9 +67,10 @@ class AnalysisSettings:
         choices=("off", "skip-deblock"),
     )
     filter_nice: int = _opt(
-        5,
+        0,
         "how much lower than decoding the filtering threads run (Linux nice steps, 0-19; 0 = "
-        "same priority): they use the CPU decoding leaves idle (measured: +3% fps on 2 cores)",
+        "same priority). Measured on 2 cores: nice 5 was 3% faster with 6 decoding threads, "
+        "1-2% slower with 8 (the default), where the filter waits too long for a core",
         0,
         19,
     )

@@ -1,11 +1,13 @@
-"""Thread priorities: the filtering threads give way to decoding.
+"""Thread priorities: optionally, the filtering threads give way to decoding.
 
-Decoding is the one cost nobody can avoid, and it sets the pace. The threads that judge,
-bookkeep and journal (frame filter, task, journal) get a higher nice value
-(`analysis.filter_nice`), so on a busy CPU they run on the time decoding leaves idle instead
-of taking it from the decoder's threads; they never starve, because the decoder waits for
-them once its few chunks ahead are done. A per-thread nice value is Linux's; elsewhere, or
-when the kernel refuses, nothing changes.
+Decoding is the one cost nobody can avoid, and it sets the pace. With `analysis.filter_nice`
+above 0, the threads that judge, bookkeep and journal (frame filter, task, journal) get a
+higher nice value, so on a busy CPU they run on the time decoding leaves idle instead of
+taking it from the decoder's threads; they never starve, because the decoder waits for them
+once its few chunks ahead are done, but they do lag, and a proposer waiting on their verdicts
+waits with them. It is off by default: with 8 decoding threads on 2 cores, lowering the filter
+measured slower, not faster (see the README's Performance section). A per-thread nice value
+is Linux's; elsewhere, or when the kernel refuses, nothing changes.
 """
 
 from __future__ import annotations
