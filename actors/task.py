@@ -32,7 +32,7 @@ from fsm.machine import Recorder, TaskModel, build_machine
 from journal.entry import JournalEntry
 from models.proposer import Proposal
 from models.regions import Crop, crop_regions
-from platesift import artifacts
+from platesift import artifacts, failpoints
 from platesift.config import Settings
 from platesift.errors import (
     CancelledError,
@@ -166,6 +166,8 @@ class TaskRunner:
         chunk_no = 0
         while True:
             self.model.extract(chunk=chunk_no)
+            if chunk_no == 1:
+                failpoints.hit("mid_task", self.cancel)  # tests: a task that is surely under way
             if self.cancel.is_set():
                 raise CancelledError("task cancelled")
             chunk = _get(

@@ -255,10 +255,19 @@ def test_two_workers_never_process_the_same_task(system: System) -> None:
     assert sorted(h["payload"]["source_task_id"] for h in heavy) == sorted(ids)
 
 
+def held_mid_task(system: System) -> tuple[dict[str, str], Path]:
+    """The environment that holds a task after its first chunk, and the file that says it is
+    there: the test acts on a task that is surely under way, however fast the machine."""
+    held = system.root / "held-mid-task"
+    return {"PLATESIFT_FAILPOINTS": f"mid_task=hold:{held}"}, held
+
+
 def test_sigterm_stops_quickly_and_leaves_the_task_to_lease_expiry(system: System) -> None:
     task_id = system.submit({"video": "cams/long.mp4"})
-    proc = system.spawn()
-    assert wait_until(lambda: system.task(task_id)["state"] == "leased")
+    env, held = held_mid_task(system)
+    proc = system.spawn(env=env)
+    assert wait_until(held.exists)
+    assert system.task(task_id)["state"] == "leased"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     assert system.task(task_id)["state"] == "leased"
@@ -269,14 +278,17 @@ def test_sigterm_stops_quickly_and_leaves_the_task_to_lease_expiry(system: Syste
 
 def test_a_second_service_on_the_same_scratch_refuses(system: System) -> None:
     task_id = system.submit({"video": "cams/long.mp4"})
-    first = system.spawn()
+    env, held = held_mid_task(system)
+    first = system.spawn(env=env)
     try:
-        assert wait_until(lambda: system.task(task_id)["state"] == "leased")
-        staged = list((system.root / "scratch").iterdir())
+        assert wait_until(held.exists)
+        assert system.task(task_id)["state"] == "leased"
+        staged = sorted((system.root / "scratch").rglob("*"))
         second = system.serve("--drain", timeout=30)
         assert second.returncode == 2
         assert "in use by another platesift service" in second.stderr
-        assert list((system.root / "scratch").iterdir()) == staged or first.poll() is None
+        assert sorted((system.root / "scratch").rglob("*")) == staged  # nothing wiped
+        assert first.poll() is None
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=10) == 0
@@ -484,10 +496,10 @@ def test_power_cut_mid_decode_then_identical_to_an_uninterrupted_run(system: Sys
     golden_id = system.submit({"video": "cams/long.mp4"})
     assert system.serve("--once").returncode == 0  # uninterrupted reference run
     task_id = system.submit({"video": "cams/long.mp4"})
-    proc = system.spawn()
-    assert wait_until(lambda: system.task(task_id)["state"] == "leased")
-    staging = system.root / "scratch"
-    assert wait_until(lambda: any(staging.rglob("frames.jsonl")), timeout=60)  # mid-task
+    env, held = held_mid_task(system)
+    proc = system.spawn(env=env)
+    assert wait_until(held.exists)  # mid-task: the first chunk is filtered and staged
+    assert any((system.root / "scratch").iterdir())  # staged in scratch, nothing committed
     proc.kill()  # SIGKILL: a power cut while frames are being decoded and filtered
     proc.wait(timeout=10)
     assert system.heavy()[-1]["payload"]["source_task_id"] == golden_id  # nothing new published
