@@ -22,7 +22,7 @@ import pykka
 
 from actors.messages import Chunk, Frame, VideoInfo
 from actors.video_sources import SourceInfo, VideoSource, check_backend, open_source
-from platesift.config import AnalysisSettings
+from platesift.config import AnalysisSettings, ResourceSettings
 from platesift.downscale import analysis_size
 from platesift.errors import NasUnavailableError, VideoError
 
@@ -38,9 +38,12 @@ MAX_CHUNK_FRAMES = 64
 class Decoder:
     """Opens one source at a time and hands out chunks of consecutive frames."""
 
-    def __init__(self, settings: AnalysisSettings) -> None:
+    def __init__(
+        self, settings: AnalysisSettings, resources: ResourceSettings | None = None
+    ) -> None:
         check_backend(settings.decoder)  # a decoder that is not installed fails at start
         self._settings = settings
+        self._resources = resources or ResourceSettings()
         self._source: VideoSource | None = None
         self._info: VideoInfo | None = None
         self._next_index = 0
@@ -57,7 +60,7 @@ class Decoder:
             self._settings = settings
         s = self._settings
         try:
-            source = open_source(path, s.decoder, s.fast_decode, s.decode_threads)
+            source = open_source(path, s.decoder, s.fast_decode, self._resources.decode_threads)
         except VideoError:
             self._raise_if_gone(path, size)
             raise
@@ -74,7 +77,7 @@ class Decoder:
             logger.warning("%s: no raw luma plane available, decoding in colour (slower)", path)
         aw, ah = analysis_size(info.width, info.height, self._settings.width)
         frame_bytes = info.width * info.height
-        budget = self._settings.chunk_mb * 1024 * 1024
+        budget = self._resources.chunk_mb * 1024 * 1024
         self._chunk_frames = max(MIN_CHUNK_FRAMES, min(MAX_CHUNK_FRAMES, budget // frame_bytes))
         self._source = source
         self._pending = first
@@ -172,9 +175,11 @@ class Decoder:
 class DecoderActor(pykka.ThreadingActor):
     """Runs a `Decoder` in its own thread so decoding overlaps with analysis."""
 
-    def __init__(self, settings: AnalysisSettings) -> None:
+    def __init__(
+        self, settings: AnalysisSettings, resources: ResourceSettings | None = None
+    ) -> None:
         super().__init__()
-        self.decoder = Decoder(settings)
+        self.decoder = Decoder(settings, resources)
 
     def ping(self) -> bool:
         return True

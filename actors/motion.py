@@ -148,11 +148,15 @@ class MotionActor(pykka.ThreadingActor):
     """Runs a `FrameFilter` in its own thread."""
 
     def __init__(
-        self, analysis: AnalysisSettings, motion: MotionSettings, quality: QualitySettings
+        self,
+        analysis: AnalysisSettings,
+        motion: MotionSettings,
+        quality: QualitySettings,
+        nice: int = 0,
     ) -> None:
         super().__init__()
         self.filter = FrameFilter(analysis, motion, quality)
-        self._nice = analysis.filter_nice
+        self._nice = nice  # `resources.filter_nice`
 
     def on_start(self) -> None:
         lower_this_thread(self._nice)

@@ -153,16 +153,16 @@ class TaskRunner:
         totals = {"kept": 0, "regions": 0, "frames_with_regions": 0}
         decoded = 0
         # The first chunk holds every frame that seeds the background model, so the seed
-        # never depends on the memory budget (`analysis.chunk_mb`).
+        # never depends on the memory budget (`resources.chunk_mb`).
         first = self.current.motion.bootstrap_frames
         pending = deque(
             self.decoder.next_chunk(first if i == 0 else 0)
-            for i in range(self.current.analysis.prefetch_chunks)
+            for i in range(self.current.resources.prefetch_chunks)
         )
         # Proposal batches in flight, oldest first: (future, frames), bounded by crop bytes.
         inflight: deque[tuple[Any, list[_Waiting]]] = deque()
         inflight_bytes = 0
-        budget = self.current.analysis.propose_backlog_mb * 1024 * 1024
+        budget = self.current.resources.propose_backlog_mb * 1024 * 1024
         chunk_no = 0
         while True:
             self.model.extract(chunk=chunk_no)
@@ -442,7 +442,7 @@ class TaskActor(pykka.ThreadingActor):
         self.runner = runner
 
     def on_start(self) -> None:
-        lower_this_thread(self.runner.settings.analysis.filter_nice)
+        lower_this_thread(self.runner.settings.resources.filter_nice)
 
     def ping(self) -> bool:
         return True

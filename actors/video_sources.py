@@ -94,7 +94,7 @@ def open_source(path: str, backend: str, fast_decode: str = "off", threads: int 
     """Open `path` with `backend` (`auto`, `gstreamer`, `pyav` or `opencv`); VideoError if
     undecodable. `auto`: the Jetson's hardware decoder when GStreamer has it (see
     `actors/gstreamer_source.py`), else PyAV if installed, else OpenCV. `fast_decode`
-    (`analysis.fast_decode`) and `threads` (`analysis.decode_threads`) apply to PyAV only."""
+    (`analysis.fast_decode`) and `threads` (`resources.decode_threads`) apply to PyAV only."""
     if backend in ("gstreamer", "auto"):
         from actors.gstreamer_source import open_gstreamer
 

@@ -183,9 +183,9 @@ def plain_decode(mode: str, video: str) -> dict[str, Any]:
         advance, close = cap.grab, cap.release
     else:
         from actors.video_sources import PyAVSource
-        from platesift.config import AnalysisSettings
+        from platesift.config import ResourceSettings
 
-        source = PyAVSource(video, threads=AnalysisSettings().decode_threads)
+        source = PyAVSource(video, threads=ResourceSettings().decode_threads)
         advance, close = (lambda: source.read() is not None), source.close
     frames = 0
     while advance():

@@ -45,14 +45,6 @@ class AnalysisSettings:
     motion_width: int = _opt(
         240, "motion-detection frame width in pixels (at most analysis.width)", 32, 1920
     )
-    chunk_mb: int = _opt(12, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
-    prefetch_chunks: int = _opt(2, "chunks decoded ahead while the current one is analysed", 1, 8)
-    propose_backlog_mb: int = _opt(
-        48, "region crops of kept frames waiting for the proposer, MiB", 1, 1024
-    )
-    opencv_threads: int = _opt(
-        1, "OpenCV worker threads (1: leave the cores to the decoder's own threads)", 0, 64
-    )
     decoder: str = _opt(
         "auto",
         "decoder: gstreamer (Jetson hardware, nvv4l2decoder), pyav (zero-copy), opencv, or "
@@ -65,6 +57,22 @@ class AnalysisSettings:
         "filter except on keyframes (about 17% less decoding CPU, slightly blockier frames); "
         "off = exact decoding",
         choices=("off", "skip-deblock"),
+    )
+
+
+@dataclass(frozen=True)
+class ResourceSettings:
+    """How much of this machine a task uses: memory budgets and threads. None of these ever
+    changes an artifact's bytes, and they are the service's to set, never a task's (a task
+    that could raise them could make the service run out of memory)."""
+
+    chunk_mb: int = _opt(12, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
+    prefetch_chunks: int = _opt(2, "chunks decoded ahead while the current one is analysed", 1, 8)
+    propose_backlog_mb: int = _opt(
+        48, "region crops of kept frames waiting for the proposer, MiB", 1, 1024
+    )
+    opencv_threads: int = _opt(
+        1, "OpenCV worker threads (1: leave the cores to the decoder's own threads)", 0, 64
     )
     filter_nice: int = _opt(
         0,
@@ -92,7 +100,12 @@ class MotionSettings:
     background_rate: float = _opt(0.05, "background learning rate where nothing moves", 1e-4, 1)
     foreground_rate: float = _opt(0.002, "background learning rate under moving objects", 0, 1)
     shake_px: int = _opt(1, "camera-shake tolerance radius, motion-frame pixels", 0, 8)
-    bootstrap_frames: int = _opt(12, "frames whose median seeds the background", 1, 250)
+    bootstrap_frames: int = _opt(
+        12,
+        "frames whose median seeds the background (held in memory together: 2 MB each at 1080p)",
+        1,
+        50,
+    )
 
 
 @dataclass(frozen=True)
@@ -178,6 +191,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class Settings:
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    resources: ResourceSettings = field(default_factory=ResourceSettings)
     motion: MotionSettings = field(default_factory=MotionSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     proposer: ProposerSettings = field(default_factory=ProposerSettings)
@@ -211,7 +225,15 @@ def _known_keys() -> list[str]:
     return [f"{s}.{f.name}" for s, cls in _sections().items() for f in dataclasses.fields(cls)]
 
 
+MOVED_KEYS = {
+    f"analysis.{f.name}": f"resources.{f.name}" for f in dataclasses.fields(ResourceSettings)
+}
+"""Settings that moved, old key -> new key: an old config gets one line saying where to."""
+
+
 def _unknown(key: str) -> ConfigError:
+    if key in MOVED_KEYS:
+        return ConfigError(f"setting {key} is now {MOVED_KEYS[key]}")
     close = difflib.get_close_matches(key, _known_keys(), n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"unknown setting {key}{hint}")
@@ -377,8 +399,10 @@ def describe() -> list[tuple[str, str, str]]:
 __all__ = [
     "ANALYSIS_SECTIONS",
     "ENV_PREFIX",
+    "MOVED_KEYS",
     "PER_TASK_SECTIONS",
     "SECRET_KEYS",
+    "ResourceSettings",
     "Settings",
     "describe",
     "load_settings",

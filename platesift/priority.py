@@ -1,6 +1,6 @@
 """Thread priorities: optionally, the filtering threads give way to decoding.
 
-Decoding is the one cost nobody can avoid, and it sets the pace. With `analysis.filter_nice`
+Decoding is the one cost nobody can avoid, and it sets the pace. With `resources.filter_nice`
 above 0, the threads that judge, bookkeep and journal (frame filter, task, journal) get a
 higher nice value, so on a busy CPU they run on the time decoding leaves idle instead of
 taking it from the decoder's threads; they never starve, because the decoder waits for them

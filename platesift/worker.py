@@ -61,14 +61,16 @@ class Worker:
         s = self.settings
         # Our images are small; parallelism comes from the actors and FFmpeg's frame threads.
         # OpenCV's own thread pool would only fight FFmpeg for the cores (measured: -11% fps).
-        cv2.setNumThreads(s.analysis.opencv_threads)
+        cv2.setNumThreads(s.resources.opencv_threads)
         try:
             journal = self._start(
-                JournalActor.start(Journal(s.journal_path()), s.analysis.filter_nice)
+                JournalActor.start(Journal(s.journal_path()), s.resources.filter_nice)
             )
             nas = self._start(NASActor.start(self._nas_root)).proxy()
-            decoder = self._start(DecoderActor.start(s.analysis)).proxy()
-            motion = self._start(MotionActor.start(s.analysis, s.motion, s.quality)).proxy()
+            decoder = self._start(DecoderActor.start(s.analysis, s.resources)).proxy()
+            motion = self._start(
+                MotionActor.start(s.analysis, s.motion, s.quality, s.resources.filter_nice)
+            ).proxy()
             coral = self._start(
                 CoralActor.start(self._proposer_factory, s.proposer.max_regions)
             ).proxy()

@@ -189,6 +189,8 @@ BAD_TASKS: list[tuple[Any, str]] = [
     ({"video": "cams/short.mp4", "params": {"motion.threshold": -1}}, "at least"),
     ({"video": "cams/short.mp4", "params": {"motion.treshold": 5}}, "did you mean"),
     ({"video": "cams/short.mp4", "params": {"proposer.backend": "none"}}, "per task"),
+    ({"video": "cams/short.mp4", "params": {"resources.chunk_mb": 1024}}, "per task"),
+    ({"video": "cams/short.mp4", "params": {"analysis.prefetch_chunks": 8}}, "is now resources"),
     ({"video": "cams/short.mp4", "params": "fast"}, "params"),
     ({"video": 42}, "video"),
     ({"camera": "gate-1"}, 'needs \\"video\\"'),

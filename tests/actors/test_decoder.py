@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from actors.decoder import Decoder
-from platesift.config import AnalysisSettings
+from platesift.config import AnalysisSettings, ResourceSettings
 from platesift.errors import NasUnavailableError, VideoError
 from tests.conftest import moving_box_frames, write_video
 
@@ -65,7 +65,7 @@ def test_colour_fallback_for_non_planar_sources(tmp_path: Path, backend: str) ->
 
 
 def test_chunks_are_sized_by_the_memory_budget(small_video: Path, backend: str) -> None:
-    d = Decoder(settings(backend, width=160, chunk_mb=4))
+    d = Decoder(settings(backend, width=160), ResourceSettings(chunk_mb=4))
     d.open(str(small_video), small_video.stat().st_size)
     # 4 MiB / (320*240) bytes of luma = 54 frames (more than the 40-frame video)
     assert d.chunk_frames == 54
@@ -119,7 +119,7 @@ def test_source_vanishing_mid_read_is_transient(tmp_path: Path, backend: str) ->
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 255, (120, 160, 3), np.uint8) for _ in range(60)]
     video = write_video(tmp_path / "v.avi", frames, fourcc="MJPG")
-    d = Decoder(settings(backend, width=160, chunk_mb=4))
+    d = Decoder(settings(backend, width=160), ResourceSettings(chunk_mb=4))
     d.open(str(video), video.stat().st_size)
     os.remove(video)  # the NAS went away under us
     with pytest.raises(NasUnavailableError, match="became unreadable"):

@@ -3,6 +3,7 @@ permanent and transient failures end."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -96,7 +97,7 @@ def spec_for(video: Path, dest: Path) -> TaskSpec:
 
 @pytest.fixture
 def settings() -> Settings:
-    return load_settings(env={}, overrides=["analysis.width=160", "analysis.chunk_mb=4"])
+    return load_settings(env={}, overrides=["analysis.width=160", "resources.chunk_mb=4"])
 
 
 def test_manifest_then_publish_then_complete(settings: Settings, tmp_path: Path) -> None:
@@ -202,16 +203,27 @@ def test_a_cancel_before_the_task_starts_is_not_lost(settings: Settings, tmp_pat
     assert second.outcome == "done"
 
 
-def test_the_memory_budget_never_changes_the_artifacts(tmp_path: Path) -> None:
+def test_the_machine_resources_never_change_the_artifacts(tmp_path: Path) -> None:
     # 720p: a 4 MiB chunk holds 4 frames, fewer than the 12 that seed the background. The box
     # is moving from the first frame, so a seed from 4 frames would differ from one from 12.
     video = write_video(tmp_path / "v.mp4", moving_box_frames(40, h=720, w=1280, start=0))
     outputs = []
-    for chunk_mb in (4, 64):
-        s = load_settings(env={}, overrides=[f"analysis.chunk_mb={chunk_mb}"])
+    for name, resources in (
+        ("small", ["chunk_mb=4", "prefetch_chunks=1", "propose_backlog_mb=1", "decode_threads=1"]),
+        (
+            "large",
+            ["chunk_mb=64", "prefetch_chunks=3", "propose_backlog_mb=64", "decode_threads=8"],
+        ),
+    ):
+        s = load_settings(env={}, overrides=[f"resources.{r}" for r in resources])
         runner, _ = make_runner(s, tmp_path)
-        dest = tmp_path / f"out-{chunk_mb}"
+        dest = tmp_path / f"out-{name}"
         assert runner.run(spec_for(video, dest), RecordingSink(dest)).outcome == "done"
-        outputs.append([(dest / n).read_bytes() for n in ("frames.jsonl", "rejections.jsonl")])
+        manifest = json.loads((dest / "manifest.json").read_text())
+        outputs.append(
+            [(dest / n).read_bytes() for n in ("frames.jsonl", "rejections.jsonl")]
+            + [manifest["parameters"]]
+        )
     assert outputs[0] == outputs[1]
+    assert "resources" not in outputs[0][2]  # the manifest's parameters: artifacts' only
     assert outputs[0][0]  # something was kept

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from platesift.config import describe, load_settings
+from platesift.config import MOVED_KEYS, describe, load_settings, with_task_params
 from platesift.errors import ConfigError
 
 
@@ -85,3 +85,28 @@ def test_every_setting_is_described() -> None:
     keys = [k for k, _, doc in describe() if doc]
     assert len(keys) == len(describe())
     assert "motion.threshold" in keys
+
+
+def test_a_task_can_tune_detection_but_not_the_machine() -> None:
+    base = load_settings(env={})
+    tuned = with_task_params(base, {"motion.threshold": 30, "analysis.width": 320})
+    assert tuned.motion.threshold == 30 and tuned.analysis.width == 320
+    for key in ("resources.chunk_mb", "resources.decode_threads", "proposer.backend"):
+        with pytest.raises(ConfigError, match=f"setting {key} cannot be set per task"):
+            with_task_params(base, {key: 1})
+    assert "resources" not in base.effective_parameters()
+
+
+def test_a_moved_setting_says_where_it_went(tmp_path: Path) -> None:
+    assert MOVED_KEYS["analysis.chunk_mb"] == "resources.chunk_mb"
+    cfg = tmp_path / "old.toml"
+    cfg.write_text("[analysis]\ndecode_threads = 4\n")
+    attempts = [
+        lambda: load_settings(cfg, env={}),
+        lambda: load_settings(env={"PLATESIFT_ANALYSIS__CHUNK_MB": "16"}),
+        lambda: load_settings(env={}, overrides=["analysis.filter_nice=3"]),
+        lambda: with_task_params(load_settings(env={}), {"analysis.prefetch_chunks": 1}),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigError, match=r"setting analysis\.\w+ is now resources\.\w+$"):
+            attempt()

@@ -54,7 +54,7 @@ def test_worker_lowers_the_filtering_threads_only(tmp_path: Path) -> None:
         overrides=[
             f"paths.journal={tmp_path / 'journal.db'}",
             "proposer.backend=none",
-            "analysis.filter_nice=4",
+            "resources.filter_nice=4",
         ],
     )
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
