@@ -6,7 +6,7 @@ Configured only through the environment, for example
 `PLATESIFT_FAILPOINTS=after_publish=kill` (SIGKILL this process, as a power cut would),
 `after_manifest=exit` (exit at once, status 70) or `mid_task=hold:/tmp/held` (create the file
 `/tmp/held`, then wait there until it is removed or the task is cancelled). Unset in
-production: then `hit()` and `hold()` are no-ops.
+production: then `hit()` is a no-op.
 """
 
 from __future__ import annotations

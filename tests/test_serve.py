@@ -11,8 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from platesift.scratch import is_empty
 from platesift.service import Service, idempotency_key
 from sim.scenes import preset, render
 from sim.server import TaskServer
+from tests.conftest import wait_until
 
 PLATESIFT = str(Path(sys.executable).with_name("platesift"))
 TOKEN = "test-token-0123456789"
@@ -143,17 +143,6 @@ def digest(path: Path) -> dict[str, str]:
         for p in sorted(path.rglob("*"))
         if p.is_file()
     }
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Wait on a condition (not a sleep): re-check it on a short event timeout."""
-    tick = threading.Event()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        tick.wait(0.05)
-    return predicate()
 
 
 def test_happy_path_with_sidecar(system: System) -> None:

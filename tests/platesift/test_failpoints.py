@@ -8,21 +8,13 @@ from pathlib import Path
 import pytest
 
 from platesift import failpoints
+from tests.conftest import wait_until
 
 
 def hold_in_thread(cancel: threading.Event) -> threading.Thread:
     thread = threading.Thread(target=failpoints.hit, args=("mid_task", cancel), daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(path: Path, timeout: float = 10.0) -> bool:
-    tick = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if path.exists():
-            return True
-        tick.wait(0.01)
-    return path.exists()
 
 
 @pytest.mark.parametrize("release", ["remove the file", "cancel the task"])
@@ -33,7 +25,7 @@ def test_hold_waits_until_released(
     monkeypatch.setenv(failpoints.ENV, f"after_publish=exit,mid_task=hold:{held}")
     cancel = threading.Event()
     thread = hold_in_thread(cancel)
-    assert wait_for(held)
+    assert wait_until(held.exists, timeout=10)
     thread.join(timeout=0.2)
     assert thread.is_alive()  # still held
     if release == "remove the file":
