@@ -93,7 +93,7 @@ class TaskRunner:
         self.record = _never_raising(record)
         self.scratch = scratch
         self.model = TaskModel()
-        self.machine = build_machine(self.model, self.record)
+        self.machine = build_machine(self.model, self.record, settings.journal.cycle_every_s)
         self.cancel = threading.Event()
         self.peak_scratch_bytes = 0
         self.current = settings  # the settings of the task being run

@@ -173,6 +173,18 @@ class PathSettings:
 
 
 @dataclass(frozen=True)
+class JournalSettings:
+    cycle_every_s: float = _opt(
+        5.0,
+        "chunk cycles (EXTRACTING -> FILTERING -> PROPOSING, every few frames) journaled: "
+        "a task's first, then one per this many seconds; 0 = every cycle (about 600 rows per "
+        "minute of 1080p video)",
+        0,
+        3600,
+    )
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     url: str = _opt("http://127.0.0.1:8750", "main server base URL")
     token: str = _opt("", "bearer token (better: PLATESIFT_SERVER__TOKEN); never logged")
@@ -198,6 +210,7 @@ class Settings:
     camera: CameraSettings = field(default_factory=CameraSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     paths: PathSettings = field(default_factory=PathSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
     def effective_parameters(self) -> dict[str, dict[str, Any]]:

@@ -227,3 +227,23 @@ def test_the_machine_resources_never_change_the_artifacts(tmp_path: Path) -> Non
     assert outputs[0] == outputs[1]
     assert "resources" not in outputs[0][2]  # the manifest's parameters: artifacts' only
     assert outputs[0][0]  # something was kept
+
+
+def test_the_journal_keeps_the_first_chunk_cycle_and_samples_the_rest(tmp_path: Path) -> None:
+    # 720p with 4 MiB chunks: a few chunks of a few frames each.
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(28, h=720, w=1280, start=0))
+    extracts = {}
+    for every_s in (0.0, 3600.0):
+        s = load_settings(
+            env={}, overrides=["resources.chunk_mb=4", f"journal.cycle_every_s={every_s}"]
+        )
+        runner, journal = make_runner(s, tmp_path)
+        dest = tmp_path / f"out-{every_s}"
+        assert runner.run(spec_for(video, dest), RecordingSink(dest)).outcome == "done"
+        events = [e for e in journal.entries if e.kind == "transition"]
+        extracts[every_s] = [e.detail["chunk"] for e in events if e.event == "extract"]
+        assert [e.event for e in events][:3] == ["pull", "extract", "filter"]
+        assert [e.event for e in events][-3:] == ["publish", "complete", "finish"]
+    chunks = len(extracts[0.0]) - 1  # every chunk, then the end of the video
+    assert chunks >= 3 and extracts[0.0] == list(range(chunks + 1))
+    assert extracts[3600.0] == [0]

@@ -110,3 +110,30 @@ def test_a_failing_journal_never_breaks_a_transition() -> None:
     model.pull()
     model.extract()
     assert model.state is State.EXTRACTING
+
+
+def test_chunk_cycles_are_journaled_once_per_interval() -> None:
+    now = [100.0]
+    entries: list[JournalEntry] = []
+    model = TaskModel()
+    build_machine(model, entries.append, cycle_every_s=5.0, clock=lambda: now[0])
+    model.pull()
+    for second in range(12):  # one cycle a second, the odd ones without kept frames
+        now[0] = 100.0 + second
+        model.extract(chunk=second)
+        model.filter(chunk=second)
+        if second % 2 == 0:
+            model.propose(chunk=second)
+    model.extract(chunk=12)
+    model.publish()
+    with pytest.raises(MachineError):
+        model.filter()  # refused: always journaled
+    journaled = [(e.event, e.detail.get("chunk")) for e in entries if e.kind == "transition"]
+    assert journaled == [
+        ("pull", None),
+        ("extract", 0), ("filter", 0), ("propose", 0),  # the first cycle
+        ("extract", 5), ("filter", 5),  # 5 s later: a whole cycle
+        ("extract", 10), ("filter", 10), ("propose", 10),
+        ("publish", None),  # every other transition, always
+    ]  # fmt: skip
+    assert entries[-1].kind == "refused" and entries[-1].event == "filter"
