@@ -150,7 +150,8 @@ class Report:
         return "\n".join(lines)
 
 
-def _wait_until(pred: Callable[[], bool], timeout: float) -> bool:
+def wait_until(pred: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Wait on a condition (not a sleep): re-check it on a short event timeout."""
     tick = threading.Event()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -315,9 +316,9 @@ def _golden(
     try:
         ids = {p["video"]: system.submit(p) for p in _payloads()}
         proc = system.spawn()
-        _wait_until(system.any_leased, TIMEOUT_S)
+        wait_until(system.any_leased, TIMEOUT_S)
         started = time.monotonic()
-        if not _wait_until(system.all_final, TIMEOUT_S):
+        if not wait_until(system.all_final, TIMEOUT_S):
             raise RuntimeError("the golden (fault-free) run did not finish in time")
         span = time.monotonic() - started
         system.stop_worker(proc)
@@ -422,14 +423,14 @@ def _inject(
         trial.phase += f"@{nth}"
         system.spawn()
         switch = system.tpu / phase
-        fired = _wait_until(lambda: not switch.exists(), TIMEOUT_S)  # consumed when it fires
+        fired = wait_until(lambda: not switch.exists(), TIMEOUT_S)  # consumed when it fires
         system.mark = system.progress_mark()
         trial.outcome = f"{phase} at inference {nth}" + ("" if fired else ": never reached")
         return time.monotonic() if fired else None
     if kind == "tpu" and phase == "absent-at-start":
         (system.tpu / "absent").touch()
         system.spawn()
-        seen = _wait_until(lambda: _proposer_backoffs(system) > 0, TIMEOUT_S)
+        seen = wait_until(lambda: _proposer_backoffs(system) > 0, TIMEOUT_S)
         down = rng.uniform(0.5, 2.0)
         threading.Event().wait(down)  # the Coral stays missing this much longer
         system.mark = system.progress_mark()
@@ -446,7 +447,7 @@ def _inject(
         trial.outcome = "killed at failpoint" if code == -signal.SIGKILL else f"exit {code}"
         return None
     proc = system.spawn()
-    if not _wait_until(system.any_leased, TIMEOUT_S):
+    if not wait_until(system.any_leased, TIMEOUT_S):
         trial.outcome = "never leased"
         return None
     delay = rng.uniform(0.0, 0.9 * task_s)
@@ -504,11 +505,11 @@ def _drain(system: _System, restart_at: float | None) -> float | None:
         live = [system.spawn()]
     recovery: float | None = None
     progressed = lambda: system.progress_mark() != mark or system.all_final()  # noqa: E731
-    if restart_at is not None and _wait_until(progressed, TIMEOUT_S):
+    if restart_at is not None and wait_until(progressed, TIMEOUT_S):
         recovery = round(time.monotonic() - restart_at, 2)
-    _wait_until(system.all_final, TIMEOUT_S)
+    wait_until(system.all_final, TIMEOUT_S)
     # A restarted worker is stopped only once it has booted (its boot note is in the journal).
-    _wait_until(lambda: _boots(system) >= system.starts, 30.0)
+    wait_until(lambda: _boots(system) >= system.starts, 30.0)
     for proc in live:
         system.stop_worker(proc)
     return recovery
@@ -795,4 +796,5 @@ __all__ = [
     "add_parser",
     "cmd_faults",
     "run_trials",
+    "wait_until",
 ]

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Wait on a condition (not a sleep): re-check it on a short event timeout."""
-    tick = threading.Event()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        tick.wait(0.05)
-    return predicate()
+from sim.faults import wait_until as wait_until  # the tests' wait helper, shared with sim
 
 
 def write_video(
