@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from journal.entry import JournalEntry
+from journal.entry import JournalEntry, now_iso
 from journal.store import Journal, JournalStats, RateLimitedWarning
 from platesift.priority import lower_this_thread
 
@@ -117,6 +117,17 @@ class JournalActor(pykka.ThreadingActor):
             logger.exception("journal actor: unexpected error recording an entry")
             return False
 
+    def prune(self, keep_days: float) -> int:
+        """Delete the entries older than `keep_days` days (none when it is 0 or less); how
+        many went. Never raises."""
+        if keep_days <= 0:
+            return 0
+        try:
+            return self._journal.prune(now_iso(days_ago=keep_days))
+        except Exception:  # Journal.prune does not raise; this is the last line of defence
+            logger.exception("journal actor: unexpected error pruning")
+            return 0
+
     def ping(self) -> bool:
         """Answers once the actor is processing messages (used at start-up)."""
         return True
@@ -130,6 +141,7 @@ class JournalActorProxy(ActorMemberMixin, pykka.ActorProxy[JournalActor]):
     """Typed proxy of `JournalActor`: `cast(JournalActorProxy, actor_ref.proxy())`."""
 
     record = proxy_method(JournalActor.record)
+    prune = proxy_method(JournalActor.prune)
     stats = proxy_method(JournalActor.stats)
 
 

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 KINDS = ("transition", "refused", "error", "outcome", "note")
 """The values `JournalEntry.kind` takes (not enforced: the journal records whatever it gets)."""
 
 
-def now_iso() -> str:
-    """The current time as ISO-8601 UTC with milliseconds, e.g. `2024-05-01T12:00:00.123Z`.
+def now_iso(days_ago: float = 0.0) -> str:
+    """The current time (or `days_ago` days before it) as ISO-8601 UTC with milliseconds, e.g.
+    `2024-05-01T12:00:00.123Z`.
 
     The format sorts lexicographically in time order, so the `ts` column can be compared as text.
     """
-    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
+    when = datetime.now(timezone.utc) - timedelta(days=days_ago)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,20 @@ class Journal:
         self._warnings.success()
         return True
 
+    def prune(self, before: str) -> int:
+        """Delete the entries older than the ISO timestamp `before`; how many went (0 if the
+        journal is not usable: like `record`, this never raises)."""
+        if self._closed or self._retry_at is not None:
+            return 0
+        try:
+            db = self._ensure_open()
+            with db.conn:
+                deleted = db.execute(f"DELETE FROM {TABLE} WHERE ts < ?", [before]).rowcount
+        except Exception as exc:
+            self._storage_failed("cannot prune", exc)
+            return 0
+        return int(deleted)
+
     # --- read side: for the CLI, raises ----------------------------------------------------
 
     def tasks(self, limit: int = 50) -> list[TaskSummary]:

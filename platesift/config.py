@@ -182,6 +182,9 @@ class JournalSettings:
         0,
         3600,
     )
+    keep_days: float = _opt(
+        30.0, "entries older than this are deleted (at start and after each task); 0 = keep all", 0
+    )
 
 
 @dataclass(frozen=True)

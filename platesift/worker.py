@@ -56,6 +56,7 @@ class Worker:
         self._refs: list[pykka.ActorRef[Any]] = []
         self.runner: TaskRunner | None = None
         self._task: Any = None
+        self._journal: Any = None
 
     def start(self) -> None:
         s = self.settings
@@ -66,6 +67,8 @@ class Worker:
             journal = self._start(
                 JournalActor.start(Journal(s.journal_path()), s.resources.filter_nice)
             )
+            self._journal = journal.proxy()
+            self._prune_journal()
             nas = self._start(NASActor.start(self._nas_root)).proxy()
             decoder = self._start(DecoderActor.start(s.analysis, s.resources)).proxy()
             motion = self._start(
@@ -107,7 +110,16 @@ class Worker:
         if self._task is None:
             raise RuntimeError("Worker.run() before start()")
         outcome: TaskOutcome = self._task.run(spec, sink, progress).get(timeout=TASK_TIMEOUT_S)
+        self._prune_journal()
         return outcome
+
+    def _prune_journal(self) -> None:
+        """Let the journal forget what is older than `journal.keep_days` (without waiting)."""
+        if self._journal is not None:
+            try:
+                self._journal.prune.defer(self.settings.journal.keep_days)
+            except pykka.ActorDeadError:  # the journal is for diagnostics: never fail for it
+                logger.warning("journal actor is not running; nothing pruned")
 
     def refuse(
         self, task_id: str, attempt: int, exc: PlatesiftError, sink: TaskSink | None = None
@@ -147,6 +159,7 @@ class Worker:
         self._refs.clear()
         self._task = None
         self._coral = None
+        self._journal = None
 
     def __enter__(self) -> Worker:
         self.start()

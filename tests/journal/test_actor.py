@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from journal.actor import (
     NullJournal,
     journal_sink,
 )
-from journal.entry import JournalEntry
+from journal.entry import JournalEntry, now_iso
 from journal.store import Journal
 
 TIMEOUT = 5.0
@@ -129,3 +130,15 @@ def test_memory_journal_waits_for_entries_from_another_thread() -> None:
     assert not memory.wait_for(lambda entries: len(entries) > 3, timeout=0.01)
     memory.clear()
     assert memory.entries == []
+
+
+def test_prune_keeps_the_last_days(path: Path) -> None:
+    ref = JournalActor.start(Journal(path))
+    proxy = cast(JournalActorProxy, ref.proxy())
+    for event, days_ago in (("old", 40.0), ("recent", 2.0), ("now", 0.0)):
+        old = dataclasses.replace(entry(event=event), ts=now_iso(days_ago=days_ago))
+        assert proxy.record(old).get(timeout=TIMEOUT) is True
+    assert proxy.prune(0).get(timeout=TIMEOUT) == 0  # 0 = keep everything
+    assert proxy.prune(30).get(timeout=TIMEOUT) == 1
+    ref.stop(block=True, timeout=TIMEOUT)
+    assert on_disk(path) == ["recent", "now"]

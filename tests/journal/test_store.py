@@ -356,3 +356,20 @@ def test_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     limiter.success()
     infos = [r for r in caplog.records if r.levelno == logging.INFO]
     assert len(infos) == 1 and "working again after 1003 failure(s)" in infos[0].getMessage()
+
+
+def test_prune_deletes_only_what_is_older(path: Path) -> None:
+    with Journal(path) as journal:
+        for ts in (
+            "2026-01-01T00:00:00.000Z",
+            "2026-02-01T00:00:00.000Z",
+            "2026-03-01T12:00:00.000Z",
+        ):
+            assert journal.record(entry(ts=ts))
+        assert journal.prune("2026-02-01T00:00:00.000Z") == 1
+        assert [e.ts for e in journal.tail(10)] == [
+            "2026-02-01T00:00:00.000Z",
+            "2026-03-01T12:00:00.000Z",
+        ]
+        journal.close()
+        assert journal.prune("2027-01-01T00:00:00.000Z") == 0  # closed: nothing, no raise

@@ -1,0 +1,27 @@
+"""The worker's own duties around tasks: here, keeping the journal from growing for ever."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from journal import Journal
+from journal.entry import JournalEntry, now_iso
+from platesift.config import load_settings
+from platesift.worker import Worker
+
+
+def test_a_starting_worker_prunes_the_journal_to_keep_days(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path) as journal:
+        for task, days_ago in (("ancient", 90.0), ("last-week", 7.0)):
+            e = JournalEntry(task, 1, "note", "boot", "", "", {})
+            assert journal.record(dataclasses.replace(e, ts=now_iso(days_ago=days_ago)))
+    settings = load_settings(
+        env={},
+        overrides=[f"paths.journal={path}", "proposer.backend=none", "journal.keep_days=30"],
+    )
+    with Worker(settings, scratch=tmp_path / "scratch"):
+        pass  # stopping drains the journal actor's inbox, prune included
+    with Journal.open_existing(path) as journal:
+        assert [s.task_id for s in journal.tasks()] == ["last-week"]
