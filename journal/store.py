@@ -240,11 +240,9 @@ class Journal:
         except Exception as exc:
             self._warnings.failure(f"entry not recordable ({_describe(exc)}): {_safe_repr(entry)}")
             return False
-        if self._retry_at is not None:
-            if self._clock() < self._retry_at:
-                self._warnings.failure(f"{self._last_reason}; dropping entries until retry")
-                return False
-            self._retry_at = None
+        if not self._retry_due():
+            self._warnings.failure(f"{self._last_reason}; dropping entries until retry")
+            return False
         try:
             db = self._ensure_open()
             db.table(TABLE).insert(row)
@@ -258,7 +256,7 @@ class Journal:
     def prune(self, before: str) -> int:
         """Delete the entries older than the ISO timestamp `before`; how many went (0 if the
         journal is not usable: like `record`, this never raises)."""
-        if self._closed or self._retry_at is not None:
+        if self._closed or not self._retry_due():
             return 0
         try:
             db = self._ensure_open()
@@ -268,6 +266,15 @@ class Journal:
             self._storage_failed("cannot prune", exc)
             return 0
         return int(deleted)
+
+    def _retry_due(self) -> bool:
+        """False while a storage failure is being waited out (`retry_after_s`); after that,
+        True again: the next write tries the disk."""
+        if self._retry_at is not None:
+            if self._clock() < self._retry_at:
+                return False
+            self._retry_at = None
+        return True
 
     # --- read side: for the CLI, raises ----------------------------------------------------
 
