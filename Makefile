@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench faults clean
+.PHONY: install demo test lint typecheck unit bench faults model clean
+TRAIN_STAMP := $(VENV)/.train-installed
+DATA ?= ../shared/datasets/plates
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,15 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m platesift.bench
+
+$(TRAIN_STAMP): $(STAMP)
+	@echo "installing the training extra (TensorFlow) into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/pip install -e '.[dev,train]' >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	touch $(TRAIN_STAMP)
+
+# Train, export, evaluate the shipped plate model (models/plates/) from the shared photos.
+model: $(TRAIN_STAMP)
+	$(BIN)/python -m training --data $(DATA)
 
 faults: $(STAMP)
 	$(BIN)/platesift sim faults --trials 200 --json faults-report.json

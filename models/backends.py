@@ -20,6 +20,7 @@ class BackendSpec:
     manifest: str  # path of the model manifest
     device: str = ""  # Edge TPU device ("" = the first found; e.g. "usb:0")
     fake_control: str = ""  # fake-edgetpu only: the directory of fault switch files
+    min_plate_px: float = 20.0  # narrowest plate (source pixels) a tiled model must find
 
 
 def open_backend(spec: BackendSpec) -> Proposer:
@@ -31,13 +32,13 @@ def open_backend(spec: BackendSpec) -> Proposer:
     manifest = load_manifest(Path(spec.manifest))
     runtime = require_runtime()
     if spec.backend == "tflite":
-        return open_cpu(manifest, runtime)
+        return open_cpu(manifest, runtime, spec.min_plate_px)
     if spec.backend == "edgetpu":
-        return open_edgetpu(manifest, runtime, spec.device)
+        return open_edgetpu(manifest, runtime, spec.device, min_plate_px=spec.min_plate_px)
     if spec.backend == "fake-edgetpu":
         from models.fake_edgetpu import FakeEdgeTpu
 
-        return FakeEdgeTpu(manifest, runtime, Path(spec.fake_control))
+        return FakeEdgeTpu(manifest, runtime, Path(spec.fake_control), spec.min_plate_px)
     raise ValueError(f"not a model backend: {spec.backend!r}")
 
 

@@ -36,11 +36,13 @@ class FakeEdgeTpu(Proposer):
 
     backend = BACKEND
 
-    def __init__(self, manifest: ModelManifest, runtime: Runtime, control: Path) -> None:
+    def __init__(
+        self, manifest: ModelManifest, runtime: Runtime, control: Path, min_plate_px: float = 20.0
+    ) -> None:
         self.control = control
         # Opening the device: fails exactly like load_delegate() with no Coral attached.
         load_edgetpu_delegate(runtime, "", loader=self._load_delegate)
-        self._cpu = open_cpu(manifest, runtime)
+        self._cpu = open_cpu(manifest, runtime, min_plate_px)
         self.model = self._cpu.model
 
     def _load_delegate(self, library: str, options: dict[str, str]) -> object:

@@ -92,11 +92,11 @@ def _attach(name: str) -> SharedMemory:
     try:
         return SharedMemory(name=name, track=False)  # type: ignore[call-arg]  # Python >= 3.13
     except TypeError:
-        from multiprocessing import resource_tracker
-
-        shm = SharedMemory(name=name)
-        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-        return shm
+        # Before 3.13 attaching registers the segment with the resource tracker, but a spawned
+        # child shares its parent's tracker, where the parent's own registration is the same
+        # entry: unregistering here would make the parent's unlink fail in the tracker
+        # (a KeyError traceback on stderr at exit). So leave it registered, once, as it is.
+        return SharedMemory(name=name)
 
 
 def _die_with_parent() -> None:

@@ -14,6 +14,11 @@
     output_order = ["boxes", "classes", "scores", "count"]
     score_threshold = 0.5                     # lowest detection score kept
 
+The shipped plate model (`models/plates/plates.toml`) uses `output_layout = "centernet"`: two
+outputs, a heat map [1, G, G, 1] and boxes [1, G, G, 4], decoded in numpy
+(`models.plate_geometry`), and `min_plate_px`, the narrowest plate in input pixels it finds;
+images are looked at in tiles so that no plate worth finding is shrunk below it.
+
 Paths are relative to the manifest. `load_manifest` checks the file itself; `check_tensors`
 checks that a loaded model's tensors match what the manifest says, so a mismatch is a clear
 error at start, not a wrong answer in the middle of a task.
@@ -36,7 +41,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 INPUT_TYPES = ("uint8", "int8", "float32")
-OUTPUT_LAYOUTS = ("ssd_postprocess",)
+OUTPUT_LAYOUTS = ("ssd_postprocess", "centernet")
 OUTPUT_ROLES = ("boxes", "classes", "scores", "count")
 EDGETPU_OP = b"edgetpu-custom-op"
 _KNOWN_KEYS = {
@@ -52,6 +57,7 @@ _KNOWN_KEYS = {
     "output_layout",
     "output_order",
     "score_threshold",
+    "min_plate_px",
 }
 
 
@@ -72,6 +78,7 @@ class ModelManifest:
     output_layout: str
     output_order: tuple[str, ...]
     score_threshold: float
+    min_plate_px: float = 12.0
 
     def model_file(self, backend: str) -> Path:
         """The model file the backend runs (`edgetpu` or `tflite`); ModelError if none."""
@@ -166,6 +173,7 @@ def load_manifest(path: Path) -> ModelManifest:
         output_layout=m.choice("output_layout", OUTPUT_LAYOUTS, "ssd_postprocess"),
         output_order=tuple(order),
         score_threshold=m.number("score_threshold", 0.5, 0.0, 1.0),
+        min_plate_px=m.number("min_plate_px", 12.0, 1.0, 4096.0),
     )
 
 
@@ -186,6 +194,9 @@ def check_tensors(
     dtype = getattr(inputs[0]["dtype"], "__name__", str(inputs[0]["dtype"]))
     if dtype != manifest.input_type:
         raise ModelError(f"{where}: input type is {dtype}, the manifest says {manifest.input_type}")
+    if manifest.output_layout == "centernet":
+        _check_centernet(manifest, where, outputs)
+        return
     if len(outputs) != len(OUTPUT_ROLES):
         raise ModelError(
             f"{where}: the model has {len(outputs)} outputs; output_layout "
@@ -200,6 +211,28 @@ def check_tensors(
             f"{where}: outputs in output_order {list(manifest.output_order)} have shapes "
             f"{[shapes[r] for r in manifest.output_order]}, not SSD post-process outputs"
         )
+
+
+def centernet_outputs(outputs: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """Positions of the heat map (1 channel) and box (4 channels) outputs, or (-1, -1)."""
+    channels = [int(o["shape"][-1]) if len(o["shape"]) == 4 else 0 for o in outputs]
+    if len(outputs) != 2 or sorted(channels) != [1, 4]:
+        return -1, -1
+    return channels.index(1), channels.index(4)
+
+
+def _check_centernet(
+    manifest: ModelManifest, where: str, outputs: Sequence[dict[str, Any]]
+) -> None:
+    heat, box = centernet_outputs(outputs)
+    if heat < 0:
+        raise ModelError(
+            f"{where}: output_layout centernet needs two outputs, a heat map [1, G, G, 1] and "
+            f"boxes [1, G, G, 4]; the model has {[list(o['shape']) for o in outputs]}"
+        )
+    hs, bs = [int(v) for v in outputs[heat]["shape"]], [int(v) for v in outputs[box]["shape"]]
+    if hs[1:3] != bs[1:3] or manifest.input_width % hs[2] or manifest.input_height % hs[1]:
+        raise ModelError(f"{where}: heat map {hs} and boxes {bs} do not tile the input")
 
 
 class _Reader:
@@ -269,6 +302,7 @@ class _Reader:
 
 __all__ = [
     "ModelManifest",
+    "centernet_outputs",
     "check_tensors",
     "file_digest",
     "is_edgetpu_model",

@@ -2,8 +2,9 @@
 
 `auto` means: the Edge TPU if a Coral and libedgetpu are here and the model manifest has an
 Edge TPU model; else the CPU model if a TFLite runtime is installed and the manifest has one;
-else the classical OpenCV proposer. Falling back from a configured model is logged loudly,
-and the artifacts' manifest records the backend that ran.
+else the classical OpenCV proposer. The model is `proposer.model`, or the plate model shipped
+in the package (`models/plates/`) when that is empty. Falling back from a model is logged
+loudly, and the artifacts' manifest records the backend that ran.
 
 Model backends run in a child process (`models.isolation`); the OpenCV proposer runs in the
 Coral actor itself (pure CPU code cannot abort the process).
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+SHIPPED_MANIFEST = Path(__file__).resolve().parent / "plates" / "plates.toml"
+"""The plate detector shipped in the package (`make model` rebuilds it)."""
 CORAL_HINT = "plug the Coral into a USB 3 port and check `platesift doctor`"
 
 
@@ -35,8 +38,6 @@ def resolve_backend(settings: ProposerSettings) -> str:
     backend = settings.backend
     if backend != "auto":
         return backend
-    if not settings.model:
-        return "opencv"
     manifest = _manifest(settings)
     reasons = []
     if manifest.edgetpu_file is None:
@@ -48,14 +49,14 @@ def resolve_backend(settings: ProposerSettings) -> str:
     else:
         return "edgetpu"
     if manifest.cpu_file is not None and find_runtime() is not None:
-        logger.warning("proposer auto: no Edge TPU (%s); using the CPU model", reasons[0])
+        logger.info("proposer auto: no Edge TPU (%s); using the CPU model", reasons[0])
         return "tflite"
     reasons.append(
         "the manifest has no cpu_file" if manifest.cpu_file is None else "no TFLite runtime"
     )
     logger.warning(
         "proposer auto: the model %s cannot run here (%s); FALLING BACK to the OpenCV proposer",
-        settings.model,
+        manifest.path,
         "; ".join(reasons),
     )
     return "opencv"
@@ -81,9 +82,10 @@ def make_proposer(settings: ProposerSettings, segment_name: str | None = None) -
 
     spec = BackendSpec(
         backend=backend,
-        manifest=str(Path(settings.model).resolve()),
+        manifest=str(model_manifest_path(settings).resolve()),
         device=settings.device,
         fake_control=settings.fake_control,
+        min_plate_px=settings.min_plate_px,
     )
     return IsolatedProposer(
         spec,
@@ -114,15 +116,15 @@ def _check_static(backend: str, settings: ProposerSettings) -> None:
         raise ConfigError("proposer fake-edgetpu needs proposer.fake_control (a directory)")
 
 
+def model_manifest_path(settings: ProposerSettings) -> Path:
+    """`proposer.model`, or the shipped plate model's manifest when that is empty."""
+    return Path(settings.model) if settings.model else SHIPPED_MANIFEST
+
+
 def _manifest(settings: ProposerSettings, backend: str = "auto") -> ModelManifest:
     from models.manifest import load_manifest
 
-    if not settings.model:
-        raise ConfigError(
-            f"proposer {backend} needs a model: set proposer.model to a model manifest "
-            "(see models/manifest.py and docs/jetson.md)"
-        )
-    return load_manifest(Path(settings.model))
+    return load_manifest(model_manifest_path(settings))
 
 
 def _coral_present() -> bool:
@@ -131,4 +133,4 @@ def _coral_present() -> bool:
     return bool(coral_devices())
 
 
-__all__ = ["make_proposer", "resolve_backend"]
+__all__ = ["SHIPPED_MANIFEST", "make_proposer", "model_manifest_path", "resolve_backend"]

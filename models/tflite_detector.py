@@ -1,15 +1,21 @@
-"""The TFLite detector backends (`tflite` on the CPU, `edgetpu` on the Coral): one SSD-style
-detection model behind the `Proposer` interface.
+"""The TFLite detector backends (`tflite` on the CPU, `edgetpu` on the Coral): one detection
+model behind the `Proposer` interface.
 
-Each region crop is letterboxed into the model's square input (scaled to fit, kept at the
-top-left, padded with black), so small distant plates keep their pixels instead of being
-squashed with the whole frame; detections are mapped back to crop pixels, filtered by label
-and score, and merged by the model's own NMS (the post-process op).
+Two output layouts (the manifest's `output_layout`):
+- `ssd_postprocess` (an SSD with TFLite_Detection_PostProcess): each region crop is
+  letterboxed into the model's square input (scaled to fit, kept at the top-left, padded with
+  black); detections are filtered by label and score and merged by the model's own NMS;
+- `centernet` (the shipped plate model): each crop is looked at in tiles at the scales of
+  `models.plate_geometry.tile_plan`, so a far plate of `min_plate_px` source pixels is not
+  shrunk below what the model finds; heat-map peaks are decoded in numpy and merged by NMS.
+Detections are mapped back to crop pixels.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,21 +23,29 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.manifest import ModelManifest, check_tensors
+from models import plate_geometry
+from models.manifest import ModelManifest, centernet_outputs, check_tensors
 from models.proposer import Box, Proposal, Proposer, best_first, propose_in_rois
 from models.tflite_runtime import Runtime, load_edgetpu_delegate, open_interpreter
 from platesift.errors import ModelError
 
 EDGETPU_OP_ERROR = "edgetpu-custom-op"
+DEFAULT_MIN_PLATE_PX = 20.0
 
 
 class TFLiteDetector(Proposer):
     """Runs a detection model described by a manifest on one TFLite interpreter."""
 
     def __init__(
-        self, manifest: ModelManifest, backend: str, interpreter: Any, model_file: Path
+        self,
+        manifest: ModelManifest,
+        backend: str,
+        interpreter: Any,
+        model_file: Path,
+        min_plate_px: float = DEFAULT_MIN_PLATE_PX,
     ) -> None:
         self.manifest = manifest
+        self.min_plate_px = min_plate_px
         self.backend = backend
         self.model = manifest.describe(backend)
         self._interpreter = interpreter
@@ -39,7 +53,14 @@ class TFLiteDetector(Proposer):
         outputs = interpreter.get_output_details()
         check_tensors(manifest, model_file, inputs, outputs)
         self._input = inputs[0]["index"]
-        self._outputs = {role: outputs[i]["index"] for i, role in enumerate(manifest.output_order)}
+        if manifest.output_layout == "centernet":
+            heat, box = centernet_outputs(outputs)
+            self._heat, self._box = _dequantiser(outputs[heat]), _dequantiser(outputs[box])
+            self._stride = manifest.input_width // int(outputs[heat]["shape"][2])
+        else:
+            self._outputs = {
+                role: outputs[i]["index"] for i, role in enumerate(manifest.output_order)
+            }
         self._canvas = np.zeros(
             (1, manifest.input_height, manifest.input_width, manifest.input_channels),
             np.dtype(manifest.input_type),
@@ -48,21 +69,85 @@ class TFLiteDetector(Proposer):
     def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
         return propose_in_rois(lambda images: [self._detect(i) for i in images], luma, rois)
 
+    def inference_ms(self, repeats: int = 30) -> float:
+        """Median milliseconds of one inference (a black input) on this interpreter."""
+        self._canvas.fill(0 if self.manifest.input_type != "int8" else -128)
+        times = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            self._interpreter.set_tensor(self._input, self._canvas)
+            self._interpreter.invoke()
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times[1:])
+
     def _detect(self, image: np.ndarray) -> list[Proposal]:
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            return []
+        if self.manifest.output_layout == "centernet":
+            return self._detect_tiled(image)
+        return self._detect_ssd(image)
+
+    def _detect_tiled(self, image: np.ndarray) -> list[Proposal]:
         m = self.manifest
         height, width = image.shape[:2]
-        if height == 0 or width == 0:
-            return []
+        size = m.input_width
+        found = []
+        scaled, scaled_at = image, 1.0
+        for window in plate_geometry.tile_plan(
+            height, width, self.min_plate_px, size, m.min_plate_px
+        ):
+            if window.scale != scaled_at:
+                w, h = max(1, round(width * window.scale)), max(1, round(height * window.scale))
+                interp = cv2.INTER_AREA if window.scale < 1 else cv2.INTER_LINEAR
+                scaled = cv2.resize(image, (w, h), interpolation=interp)
+                scaled_at = window.scale
+            tile = scaled[window.y : window.y + size, window.x : window.x + size]
+            it = self._interpreter
+            self._fill(tile)
+            it.set_tensor(self._input, self._canvas)
+            it.invoke()
+            heat = self._heat(it)[0, :, :, 0]
+            box = self._box(it)[0]
+            for x1, y1, x2, y2, score in plate_geometry.decode(
+                heat, box, m.score_threshold, stride=self._stride
+            ):
+                found.append(
+                    (
+                        (x1 + window.x) / window.scale,
+                        (y1 + window.y) / window.scale,
+                        (x2 + window.x) / window.scale,
+                        (y2 + window.y) / window.scale,
+                        score,
+                    )
+                )
+        out = []
+        for x1, y1, x2, y2, score in plate_geometry.suppress(found, plate_geometry.MAX_DETECTIONS):
+            box_px = (
+                max(0, math.floor(x1)),
+                max(0, math.floor(y1)),
+                min(width, math.ceil(x2)),
+                min(height, math.ceil(y2)),
+            )
+            if box_px[2] > box_px[0] and box_px[3] > box_px[1]:
+                out.append(Proposal(box_px, round(score, 4)))
+        return best_first(out)
+
+    def _fill(self, tile: np.ndarray) -> None:
+        """The input canvas: `tile` at the top-left, black elsewhere."""
+        canvas = self._canvas
+        canvas.fill(0 if self.manifest.input_type != "int8" else -128)
+        h, w = tile.shape[:2]
+        canvas[0, :h, :w, :] = _to_input(tile, self.manifest.input_type)[:, :, None]
+
+    def _detect_ssd(self, image: np.ndarray) -> list[Proposal]:
+        m = self.manifest
+        height, width = image.shape[:2]
         scale = min(m.input_width / width, m.input_height / height)
         w, h = max(1, round(width * scale)), max(1, round(height * scale))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        fitted = cv2.resize(image, (w, h), interpolation=interp)
-        canvas = self._canvas
-        canvas.fill(0 if m.input_type != "int8" else -128)
-        pixels = _to_input(fitted, m.input_type)
-        canvas[0, :h, :w, :] = pixels[:, :, None]
+        self._fill(cv2.resize(image, (w, h), interpolation=interp))
         it = self._interpreter
-        it.set_tensor(self._input, canvas)
+        it.set_tensor(self._input, self._canvas)
         it.invoke()
         boxes = it.get_tensor(self._outputs["boxes"])[0]
         classes = it.get_tensor(self._outputs["classes"])[0]
@@ -84,6 +169,15 @@ class TFLiteDetector(Proposer):
         return best_first(found)
 
 
+def _dequantiser(detail: dict[str, Any]) -> Any:
+    """A function reading one output tensor as float32 (dequantised if it is an integer)."""
+    index = detail["index"]
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if not scale:
+        return lambda it: it.get_tensor(index).astype(np.float32)
+    return lambda it: (it.get_tensor(index).astype(np.float32) - zero) * scale
+
+
 def _to_input(grey: np.ndarray, input_type: str) -> np.ndarray:
     if input_type == "uint8":
         return grey
@@ -92,19 +186,27 @@ def _to_input(grey: np.ndarray, input_type: str) -> np.ndarray:
     return (grey.astype(np.float32) - 127.5) / 127.5  # the MobileNet convention, [-1, 1]
 
 
-def open_cpu(manifest: ModelManifest, runtime: Runtime) -> TFLiteDetector:
+def open_cpu(
+    manifest: ModelManifest, runtime: Runtime, min_plate_px: float = DEFAULT_MIN_PLATE_PX
+) -> TFLiteDetector:
     """The `tflite` backend: the manifest's CPU model on the CPU."""
     file = manifest.model_file("tflite")
-    return TFLiteDetector(manifest, "tflite", _interpreter(runtime, file, None), file)
+    it = _interpreter(runtime, file, None)
+    return TFLiteDetector(manifest, "tflite", it, file, min_plate_px)
 
 
 def open_edgetpu(
-    manifest: ModelManifest, runtime: Runtime, device: str, loader: Any = None
+    manifest: ModelManifest,
+    runtime: Runtime,
+    device: str,
+    loader: Any = None,
+    min_plate_px: float = DEFAULT_MIN_PLATE_PX,
 ) -> TFLiteDetector:
     """The `edgetpu` backend: the manifest's compiled model through libedgetpu."""
     file = manifest.model_file("edgetpu")
     delegate = load_edgetpu_delegate(runtime, device, loader)
-    return TFLiteDetector(manifest, "edgetpu", _interpreter(runtime, file, [delegate]), file)
+    it = _interpreter(runtime, file, [delegate])
+    return TFLiteDetector(manifest, "edgetpu", it, file, min_plate_px)
 
 
 def _interpreter(runtime: Runtime, file: Path, delegates: list[Any] | None) -> Any:

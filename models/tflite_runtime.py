@@ -8,8 +8,12 @@ numpy < 2) and `ai_edge_litert` (its successor, numpy 2). Both offer `Interprete
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import importlib
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,12 +64,30 @@ def edgetpu_library_found() -> bool:
 
 
 def open_interpreter(runtime: Runtime, model_path: str, delegates: list[Any] | None = None) -> Any:
-    """A ready interpreter (tensors allocated), or a ModelError-worthy exception raised as is."""
-    interpreter = runtime.interpreter(
-        model_path=model_path, experimental_delegates=delegates or None, num_threads=1
-    )
-    interpreter.allocate_tensors()
+    """A ready interpreter (tensors allocated), or a ModelError-worthy exception raised as is.
+
+    The runtime's C++ logging ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.") goes
+    straight to file descriptor 2; it is silenced here, where it would be the only thing a
+    user sees besides the one-line errors, and failures come back as exceptions anyway."""
+    with _quiet_stderr():
+        interpreter = runtime.interpreter(
+            model_path=model_path, experimental_delegates=delegates or None, num_threads=1
+        )
+        interpreter.allocate_tensors()
     return interpreter
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def load_edgetpu_delegate(runtime: Runtime, device: str, loader: Any = None) -> Any:

@@ -375,7 +375,7 @@ def run(
         ("decode", "plain decode (grab)"),
         ("decode-pyav", "plain decode (PyAV, the pipeline's decoder)"),
         ("none", "preprocess --proposer none"),
-        ("opencv", "preprocess (CPU proposer)"),
+        ("tflite", "preprocess (CPU proposer: the shipped model)"),
         (f"fake:{latency_s}", f"preprocess, fake {latency_s * 1000:g} ms proposer"),
         ("none+fast", f"preprocess --proposer none, {FAST_MODE}"),
     ]
@@ -464,7 +464,7 @@ def _ratios(results: dict[str, Any]) -> None:
     results["rss_growth_4x"] = r4 / r1 - 1
     results["targets"] = {
         "none >= 0.9x decode": modes["1x none"]["ratio"] >= 0.9,
-        "cpu proposer >= 0.75x decode": modes["1x opencv"]["ratio"] >= 0.75,
+        "cpu proposer >= 0.75x decode": modes["1x tflite"]["ratio"] >= 0.75,
         "peak RSS < 300 MB": max(v["peak_rss_mb"] for v in modes.values()) < 300,
         "RSS 4x within 10% of 1x": abs(results["rss_growth_4x"]) <= 0.10,
         "peak scratch < 64 MB + thumbs": all(

@@ -68,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-id", help="task id recorded in the manifest (default: video name)")
     settings_args(p)
 
+    p = sub.add_parser("propose", help="propose plate regions on still images (JPEG, PNG)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--draw", metavar="DIR", help="write each image with its boxes drawn")
+    p.add_argument(
+        "--proposer",
+        choices=[c for c in PROPOSER_CHOICES if c != "fake-edgetpu"],
+        help="region proposer backend (default: proposer.backend setting)",
+    )
+    p.add_argument("--model", metavar="MANIFEST", help="model manifest (proposer.model)")
+    settings_args(p)
+
     p = sub.add_parser("journal", help="inspect the local event journal")
     settings_args(p)
     jsub = p.add_subparsers(dest="journal_command", required=True, parser_class=_Parser)
@@ -149,6 +161,32 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         return _fail(outcome.detail, EXIT_TRANSIENT)
     _print_summary(outcome)
     return EXIT_OK
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from models.registry import make_proposer
+    from platesift.stills import propose_images
+
+    extra = [f"proposer.backend={args.proposer}"] if args.proposer else []
+    if args.model:
+        extra.append(f"proposer.model={args.model}")
+    settings = _settings(args, extra).proposer
+    draw_dir = Path(args.draw) if args.draw else None
+    if draw_dir is not None:
+        draw_dir.mkdir(parents=True, exist_ok=True)
+    proposer = make_proposer(settings)
+    try:
+        proposer.ensure_ready()
+        bad = propose_images(
+            proposer,
+            args.images,
+            as_json=args.json,
+            draw_dir=draw_dir,
+            max_regions=settings.max_regions,
+        )
+    finally:
+        proposer.close()
+    return EXIT_REJECTED if bad else EXIT_OK
 
 
 def _print_summary(outcome: TaskOutcome) -> None:
@@ -263,6 +301,7 @@ def _fail(message: str, code: int) -> int:
 
 COMMANDS = {
     "preprocess": cmd_preprocess,
+    "propose": cmd_propose,
     "journal": cmd_journal,
     "settings": cmd_settings,
     "demo": cmd_demo,

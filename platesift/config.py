@@ -129,9 +129,20 @@ class ProposerSettings:
         "opencv, none, or fake-edgetpu (a simulated Coral for tests and the fault harness)",
         choices=("auto", "edgetpu", "tflite", "opencv", "none", "fake-edgetpu"),
     )
-    model: str = _opt("", "model manifest (TOML) for edgetpu/tflite; see models/manifest.py")
+    model: str = _opt(
+        "",
+        "model manifest (TOML) for edgetpu/tflite; empty = the shipped plate model "
+        "(models/plates/MODEL_CARD.md); see models/manifest.py",
+    )
     device: str = _opt("", 'Edge TPU device, e.g. "usb:0"; empty = the first one found')
     max_regions: int = _opt(4, "most regions kept per frame", 0, 64)
+    min_plate_px: float = _opt(
+        20.0,
+        "narrowest plate (source pixels) a model must find: big crops are looked at in tiles "
+        "so such a plate is not shrunk below what the model sees (smaller = more inferences)",
+        4,
+        4096,
+    )
     min_score: float = _opt(
         0.35, "lowest proposal score kept (opencv; models use their manifest's)", 0, 1
     )

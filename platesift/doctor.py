@@ -109,23 +109,15 @@ def check_model(settings: Settings) -> Check:
     from platesift.errors import PlatesiftError
 
     p = settings.proposer
-    needs_model = p.backend in ("edgetpu", "tflite", "fake-edgetpu")
-    if not p.model:
-        if needs_model:
-            return Check(
-                "model",
-                "fail",
-                f"proposer {p.backend} needs a model and proposer.model is not set",
-                "set proposer.model to a model manifest (docs/jetson.md, models/manifest.py)",
-            )
-        runs = resolve_backend(p)
-        return Check("model", "ok", f"no model configured: proposer {p.backend} runs {runs}")
+    if p.backend in ("opencv", "none"):
+        return Check("model", "ok", f"proposer {p.backend} needs no model")
     try:
         from models.manifest import load_manifest
+        from models.registry import model_manifest_path
         from models.tflite_detector import open_cpu
         from models.tflite_runtime import find_runtime
 
-        manifest = load_manifest(Path(p.model))
+        manifest = load_manifest(model_manifest_path(p))
         runtime = find_runtime()
         tested = ""
         if manifest.cpu_file is not None and runtime is not None:
@@ -137,8 +129,11 @@ def check_model(settings: Settings) -> Check:
         runs = resolve_backend(p)
     except PlatesiftError as exc:
         return Check("model", "fail", exc.message, "fix the manifest or the model files")
+    which = "" if p.model else " (shipped)"
     return Check(
-        "model", "ok", f"{manifest.name}: {files}{tested}; proposer {p.backend} runs {runs}"
+        "model",
+        "ok",
+        f"{manifest.name}{which}: {files}{tested}; proposer {p.backend} runs {runs}",
     )
 
 

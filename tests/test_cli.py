@@ -226,6 +226,13 @@ def model_error_cases(tmp: Path, plate_model: Path) -> dict[str, tuple[list[str]
     )
     for f in plate_model.parent.glob("*.tflite"):
         shutil.copy(f, tmp / f.name)
+    cut = tmp / "cut"
+    cut.mkdir()
+    for f in plate_model.parent.glob("*.tflite"):
+        data = f.read_bytes()
+        (cut / f.name).write_bytes(data if "edgetpu" in f.name else data[: len(data) // 2])
+    truncated = cut / "plates.toml"
+    truncated.write_text(text)
     control = tmp / "tpu"
     control.mkdir()
     (control / "absent").touch()
@@ -235,7 +242,16 @@ def model_error_cases(tmp: Path, plate_model: Path) -> dict[str, tuple[list[str]
             "libedgetpu.so.1 is not installed: install libedgetpu1-std",
             2,
         ),
-        "no-model": (["--proposer", "tflite"], "needs a model: set proposer.model", 2),
+        "missing-manifest": (
+            ["--proposer", "tflite", "--model", str(tmp / "absent.toml")],
+            "absent.toml does not exist",
+            3,
+        ),
+        "truncated-model": (
+            ["--proposer", "tflite", "--model", str(truncated)],
+            "is not a usable TFLite model",
+            3,
+        ),
         "edgetpu-model-on-cpu": (
             ["--proposer", "tflite", "--model", str(wrong)],
             "is compiled for the Edge TPU, but it is the manifest's cpu_file",
@@ -257,7 +273,14 @@ def model_error_cases(tmp: Path, plate_model: Path) -> dict[str, tuple[list[str]
 
 
 @pytest.mark.parametrize(
-    "case", ["edgetpu-without-coral", "no-model", "edgetpu-model-on-cpu", "coral-absent"]
+    "case",
+    [
+        "edgetpu-without-coral",
+        "missing-manifest",
+        "truncated-model",
+        "edgetpu-model-on-cpu",
+        "coral-absent",
+    ],
 )
 def test_model_backend_problems_are_one_line_at_start(
     tmp_path: Path, street: Path, plate_model: Path, case: str

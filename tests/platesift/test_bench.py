@@ -26,7 +26,7 @@ def results(decode: list[float], none: list[float], fake: list[float], inference
     for label, scale in (("1x", 1), ("4x", 4)):
         modes[f"{label} decode"] = _summary("decode", [sample(s * scale) for s in decode])
         modes[f"{label} none"] = _summary("none", [sample(s * scale) for s in none])
-        modes[f"{label} opencv"] = _summary("cpu", [sample(s * scale) for s in none])
+        modes[f"{label} tflite"] = _summary("cpu", [sample(s * scale) for s in none])
         modes[f"{label} fake:0.01"] = _summary(
             "fake",
             [sample(s * scale, inferences=inferences * scale) for s in fake],

@@ -125,9 +125,12 @@ def test_model_check(tmp_path: Path, plate_model: Path) -> None:
         c = check_model(load_settings(env={}, overrides=list(overrides)))
         return c.status, c.detail
 
-    assert model_check() == ("ok", "no model configured: proposer auto runs opencv")
-    status, detail = model_check("proposer.backend=tflite")
-    assert status == "fail" and "needs a model" in detail
+    status, detail = model_check()
+    assert status == "ok" and detail.startswith("platesift-plates (shipped): plates.tflite")
+    assert detail.endswith("CPU model loaded and matches; proposer auto runs tflite")
+    assert model_check("proposer.backend=opencv") == ("ok", "proposer opencv needs no model")
+    status, detail = model_check(f"proposer.model={tmp_path / 'none.toml'}")
+    assert status == "fail" and "does not exist" in detail
     status, detail = model_check(f"proposer.model={plate_model}")
     assert status == "ok", detail
     assert "CPU model loaded and matches; proposer auto runs tflite" in detail  # no Coral here

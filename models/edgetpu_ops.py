@@ -1,0 +1,112 @@
+"""Edge TPU compatibility of a TFLite model, read from the flatbuffer itself: every operator
+one that the Edge TPU maps (or the SSD post-process op, which runs on the CPU beside it),
+every tensor integer, every shape static. `edgetpu_compiler` would leave anything else on
+the CPU, silently cutting the graph in two, so the project's tests run this check on every
+model it ships.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from platesift.errors import ModelError
+
+EDGETPU_OPS = frozenset(
+    {
+        "ADD",
+        "AVERAGE_POOL_2D",
+        "CONCATENATION",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "DEQUANTIZE",
+        "FULLY_CONNECTED",
+        "L2_NORMALIZATION",
+        "LOGISTIC",
+        "MAX_POOL_2D",
+        "MEAN",
+        "MUL",
+        "PAD",
+        "QUANTIZE",
+        "RELU",
+        "RELU6",
+        "RELU_N1_TO_1",
+        "RESHAPE",
+        "RESIZE_BILINEAR",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "SOFTMAX",
+        "SPLIT",
+        "SQUEEZE",
+        "STRIDED_SLICE",
+        "SUB",
+        "TANH",
+        "TRANSPOSE_CONV",
+    }
+)
+"""Operators on Coral's "supported operations" list (coral.ai/docs/edgetpu/models-intro)."""
+POST_PROCESS_OP = "TFLite_Detection_PostProcess"
+INTEGER_TYPES = frozenset({"INT8", "UINT8", "INT32"})
+"""Tensor types of a fully integer model (INT32 holds the biases of quantised convolutions)."""
+
+
+def _schema() -> Any:
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - the runtime is a dependency
+        from tflite_runtime import schema_py_generated as schema
+    return schema
+
+
+def model_ops(path: Path) -> tuple[list[str], list[tuple[str, str, list[int]]]]:
+    """The operator names of a model's main graph, and its tensors (name, type, shape
+    signature) up to the post-process op's inputs."""
+    schema = _schema()
+    try:
+        model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+        graph = model.Subgraphs(0)
+    except Exception as exc:  # a truncated or foreign file: flatbuffers raises anything
+        raise ModelError(f"{path} is not a TFLite model ({type(exc).__name__})") from None
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        custom = code.CustomCode()
+        codes.append(custom.decode() if custom else op_names.get(builtin, str(builtin)))
+    ops: list[str] = []
+    after_post: set[int] = set()
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        name = codes[op.OpcodeIndex()]
+        ops.append(name)
+        if name == POST_PROCESS_OP:
+            after_post.update(int(t) for t in op.OutputsAsNumpy())
+    tensors = []
+    for i in range(graph.TensorsLength()):
+        if i in after_post:
+            continue
+        t = graph.Tensors(i)
+        signature = t.ShapeSignatureAsNumpy() if t.ShapeSignatureLength() else t.ShapeAsNumpy()
+        shape = [int(v) for v in signature] if t.ShapeLength() or t.ShapeSignatureLength() else []
+        tensors.append((t.Name().decode(), type_names.get(t.Type(), str(t.Type())), shape))
+    return ops, tensors
+
+
+def edgetpu_problems(path: Path) -> list[str]:
+    """What would keep `path` from running whole on the Edge TPU (empty: nothing)."""
+    ops, tensors = model_ops(path)
+    problems = [
+        f"operator {op} is not on the Edge TPU's list"
+        for op in sorted(set(ops))
+        if op not in EDGETPU_OPS and op != POST_PROCESS_OP
+    ]
+    floats = [f"{name} ({kind})" for name, kind, _ in tensors if kind not in INTEGER_TYPES]
+    dynamic = [f"{name} {shape}" for name, _, shape in tensors if any(v < 0 for v in shape)]
+    for what, found in (("not integer", floats), ("of dynamic shape", dynamic)):
+        if found:
+            problems.append(f"{len(found)} tensor(s) {what}, the first: {found[0]}")
+    return problems
+
+
+__all__ = ["EDGETPU_OPS", "edgetpu_problems", "model_ops"]

@@ -1,0 +1,164 @@
+"""The shipped plate detector's geometry: every constant that shapes the model, its box
+encoding and its decoding, named once and shared by training, export and inference.
+
+The detector is a small CenterNet-style fully convolutional net on one grey channel:
+
+    uint8 luma [1, INPUT_SIZE, INPUT_SIZE, 1]
+      -> heat [1, GRID, GRID, 1]   plate-centre probability per STRIDE x STRIDE cell
+      -> box  [1, GRID, GRID, 4]   dx, dy (centre offset from the cell centre, in cells),
+                                   log(w / STRIDE), log(h / STRIDE)
+
+Decoding (numpy, beside the Edge TPU op): peaks of the heat map (3 x 3 local maxima above
+the score threshold), their boxes, then greedy non-maximum suppression. `tile_plan` says at
+which scales and windows an image of any size is looked at, so a far 20-pixel plate in a big
+crop is never shrunk below what the model was trained to find (MIN_PLATE_PX).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+INPUT_SIZE = 256
+STRIDE = 4
+GRID = INPUT_SIZE // STRIDE
+MIN_PLATE_PX = 12
+"""Narrowest plate (input pixels) the model is trained to find."""
+MAX_PLATE_PX = 240
+"""Widest plate (input pixels) the model is trained to find."""
+TILE_OVERLAP = 64
+"""Input pixels two neighbouring tiles share: a plate up to this wide lies whole in one."""
+MAX_LEVEL_RATIO = TILE_OVERLAP / MIN_PLATE_PX
+"""Largest step between two pyramid levels: a plate too wide to lie whole in one tile at a
+level (wider than TILE_OVERLAP) is still MIN_PLATE_PX wide at the next coarser one."""
+NMS_IOU = 0.4
+MAX_DETECTIONS = 16
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model input: the image scaled by `scale`, then the INPUT_SIZE square at (x, y) of
+    the scaled image (padded with black where it runs past the scaled image)."""
+
+    scale: float
+    x: int
+    y: int
+
+
+def level_scales(
+    height: int,
+    width: int,
+    min_plate_px: float,
+    size: int = INPUT_SIZE,
+    model_min: float = MIN_PLATE_PX,
+) -> list[float]:
+    """Scales at which an image is looked at, coarsest first.
+
+    The coarsest fits the whole image into one input (never enlarged), so big plates are seen
+    whole; the finest makes a `min_plate_px`-wide source plate `model_min` wide at the input
+    (never enlarged either). Levels in between are at most MAX_LEVEL_RATIO apart.
+    """
+    fit = min(1.0, size / max(height, width, 1))
+    fine = min(1.0, max(fit, model_min / max(min_plate_px, 1.0)))
+    if fine <= fit * 1.05:
+        return [fit]
+    steps = math.ceil(math.log(fine / fit) / math.log(MAX_LEVEL_RATIO) - 1e-9)
+    return [fit * (fine / fit) ** (i / steps) for i in range(steps)] + [fine]
+
+
+def _starts(length: int, size: int) -> list[int]:
+    if length <= size:
+        return [0]
+    overlap = min(TILE_OVERLAP, size // 2)
+    count = math.ceil((length - overlap) / (size - overlap))
+    last = length - size
+    return sorted({min(round(i * last / (count - 1)), last) for i in range(count)})
+
+
+def tile_plan(
+    height: int,
+    width: int,
+    min_plate_px: float,
+    size: int = INPUT_SIZE,
+    model_min: float = MIN_PLATE_PX,
+) -> list[Window]:
+    """Every `size` x `size` model input for one `height` x `width` image, coarsest first."""
+    plan: list[Window] = []
+    for scale in level_scales(height, width, min_plate_px, size, model_min):
+        h, w = max(1, round(height * scale)), max(1, round(width * scale))
+        plan.extend(Window(scale, x, y) for y in _starts(h, size) for x in _starts(w, size))
+    return plan
+
+
+def encode_box(w: float, h: float) -> tuple[float, float]:
+    """The box head's size channels for a plate `w` x `h` input pixels (what `decode` undoes)."""
+    return math.log(max(w, 1.0) / STRIDE), math.log(max(h, 1.0) / STRIDE)
+
+
+def decode(
+    heat: np.ndarray,
+    box: np.ndarray,
+    threshold: float,
+    limit: int = MAX_DETECTIONS,
+    stride: int = STRIDE,
+) -> list[tuple[float, float, float, float, float]]:
+    """Detections `(x1, y1, x2, y2, score)` in input pixels from one input's head outputs
+    (`heat` G x G, `box` G x G x 4, both dequantised), best first, before NMS."""
+    peaks = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat >= threshold)
+    ys, xs = np.nonzero(peaks)
+    if len(ys) == 0:
+        return []
+    scores = heat[ys, xs]
+    order = np.lexsort((xs, ys, -scores))[:limit]
+    found = []
+    for i in order:
+        y, x = int(ys[i]), int(xs[i])
+        dx, dy, lw, lh = (float(v) for v in box[y, x])
+        cx, cy = (x + 0.5 + dx) * stride, (y + 0.5 + dy) * stride
+        w, h = math.exp(min(lw, 6.0)) * stride, math.exp(min(lh, 6.0)) * stride
+        found.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, float(scores[i])))
+    return found
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x1, y1, x2, y2, ...) boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def suppress(
+    boxes: list[tuple[float, float, float, float, float]], limit: int, threshold: float = NMS_IOU
+) -> list[tuple[float, float, float, float, float]]:
+    """Greedy non-maximum suppression, best score first (ties by position), at most `limit`."""
+    kept: list[tuple[float, float, float, float, float]] = []
+    for b in sorted(boxes, key=lambda b: (-b[4], b[0], b[1], b[2], b[3])):
+        if len(kept) >= limit:
+            break
+        if all(iou(b, k) < threshold for k in kept):
+            kept.append(b)
+    return kept
+
+
+__all__ = [
+    "GRID",
+    "INPUT_SIZE",
+    "MAX_DETECTIONS",
+    "MAX_PLATE_PX",
+    "MIN_PLATE_PX",
+    "STRIDE",
+    "TILE_OVERLAP",
+    "Window",
+    "decode",
+    "encode_box",
+    "iou",
+    "level_scales",
+    "suppress",
+    "tile_plan",
+]

@@ -1,0 +1,77 @@
+"""The shipped model's geometry: tiling keeps far plates big enough, and decoding undoes
+exactly what training encodes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from models.plate_geometry import (
+    GRID,
+    INPUT_SIZE,
+    MAX_LEVEL_RATIO,
+    MIN_PLATE_PX,
+    TILE_OVERLAP,
+    decode,
+    iou,
+    level_scales,
+    suppress,
+    tile_plan,
+)
+from training.augment import targets
+
+
+@pytest.mark.parametrize(
+    ("height", "width"), [(360, 640), (720, 1280), (1080, 1920), (2160, 3840), (300, 300)]
+)
+def test_the_finest_level_keeps_a_min_plate_at_the_models_size(height: int, width: int) -> None:
+    scales = level_scales(height, width, 20)
+    assert scales[0] == min(1.0, INPUT_SIZE / max(height, width))  # the whole image, once
+    assert scales[-1] * 20 >= MIN_PLATE_PX - 1e-9 or scales[-1] == 1.0
+    assert all(b / a <= MAX_LEVEL_RATIO + 1e-9 for a, b in itertools.pairwise(scales))
+
+
+def test_a_small_crop_is_one_input_never_enlarged() -> None:
+    assert level_scales(120, 200, 20) == [1.0]
+    assert tile_plan(120, 200, 20)[0].scale == 1.0 and len(tile_plan(120, 200, 20)) == 1
+
+
+@pytest.mark.parametrize(("height", "width"), [(720, 1280), (1080, 1920), (2160, 3840)])
+def test_tiles_cover_every_level_with_overlap(height: int, width: int) -> None:
+    plan = tile_plan(height, width, 20)
+    for scale in {w.scale for w in plan}:
+        h, w = round(height * scale), round(width * scale)
+        tiles = [t for t in plan if t.scale == scale]
+        covered = np.zeros((h, w), bool)
+        for t in tiles:
+            assert t.x >= 0 and t.y >= 0 and t.x < w and t.y < h
+            covered[t.y : t.y + INPUT_SIZE, t.x : t.x + INPUT_SIZE] = True
+        assert covered.all()
+        xs = sorted({t.x for t in tiles})
+        assert all(b - a <= INPUT_SIZE - TILE_OVERLAP for a, b in itertools.pairwise(xs))
+
+
+def test_1080p_costs_few_inferences() -> None:
+    # A whole 1080p frame at proposer.min_plate_px 20: the cost the bench's CPU line pays.
+    assert len(tile_plan(1080, 1920, 20)) <= 30
+
+
+def test_decode_undoes_the_training_targets() -> None:
+    plates = [(40.0, 100.0, 120.0, 122.0), (150.5, 30.0, 171.5, 37.0)]
+    heat, box, _ = targets(plates, GRID)
+    found = suppress(decode(heat[..., 0], box, threshold=0.5), limit=8)
+    assert len(found) == 2
+    for plate in plates:
+        assert max(iou(plate, f) for f in found) > 0.9
+
+
+def test_suppress_keeps_the_best_of_overlapping_boxes() -> None:
+    a, b, c = (0, 0, 100, 20, 0.9), (2, 1, 101, 21, 0.8), (200, 0, 260, 15, 0.7)
+    assert suppress([b, c, a], limit=8) == [a, c]
+    assert suppress([b, c, a], limit=1) == [a]
+
+
+def test_a_flat_heat_map_gives_nothing() -> None:
+    assert decode(np.zeros((GRID, GRID), np.float32), np.zeros((GRID, GRID, 4)), 0.3) == []

@@ -1,0 +1,91 @@
+"""The plate model shipped in the package: Edge-TPU-compatible by construction, the default on
+the CPU, and it finds the plates of real photographs (a few kept in tests/data/plates, with
+their attribution)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models import tflite_runtime
+from models.edgetpu_ops import edgetpu_problems
+from models.manifest import load_manifest
+from models.plate_geometry import iou
+from models.registry import SHIPPED_MANIFEST, make_proposer, resolve_backend
+from models.tflite_detector import open_cpu
+from platesift.config import ProposerSettings
+from platesift.stills import read_luma
+
+PHOTOS = Path(__file__).resolve().parent.parent / "data" / "plates"
+MAX_MODEL_BYTES = 6 << 20
+
+
+def shipped_models() -> list[Path]:
+    root = SHIPPED_MANIFEST.parent.parent
+    files = []
+    for manifest in sorted(root.glob("*/*.toml")):
+        m = load_manifest(manifest)
+        files += [f for f in (m.cpu_file, m.edgetpu_file) if f is not None]
+    return files
+
+
+def test_the_package_ships_a_model_with_its_card() -> None:
+    manifest = load_manifest(SHIPPED_MANIFEST)
+    assert manifest.cpu_file is not None and manifest.cpu_file.stat().st_size <= MAX_MODEL_BYTES
+    assert manifest.input_channels == 1 and manifest.input_type == "uint8"
+    card = (SHIPPED_MANIFEST.parent / "MODEL_CARD.md").read_text()
+    for source in ("ro-dashcam", "us-roboflow", "intl-web", "openimages", "ru-street"):
+        assert source in card
+    assert "CC BY 4.0" in card  # the attribution the CC BY sources require
+
+
+@pytest.mark.parametrize("model", shipped_models(), ids=lambda p: p.name)
+def test_every_shipped_model_maps_whole_onto_the_edge_tpu(model: Path) -> None:
+    assert edgetpu_problems(model) == []
+
+
+def test_the_op_check_catches_a_float_model(plate_model: Path) -> None:
+    # The synthetic test model dequantises its input: float tensors the Edge TPU cannot run.
+    problems = edgetpu_problems(plate_model.parent / "plates-cpu.tflite")
+    assert any("not integer" in p for p in problems), problems
+
+
+def photos() -> list[dict]:
+    return [json.loads(line) for line in (PHOTOS / "index.jsonl").read_text().splitlines()]
+
+
+def test_it_finds_the_plates_of_real_photographs() -> None:
+    settings = ProposerSettings()
+    detector = open_cpu(load_manifest(SHIPPED_MANIFEST), tflite_runtime.require_runtime())
+    missed = []
+    for photo in photos():
+        luma = read_luma(PHOTOS / photo["image"])
+        assert luma is not None
+        found = detector.propose(luma, ())[: settings.max_regions]
+        for plate in photo["plates"]:
+            if not any(iou(plate, p.box) >= 0.5 for p in found):
+                missed.append((photo["image"], plate, [p.box for p in found]))
+    assert not missed
+
+
+def test_auto_runs_the_shipped_model_on_the_cpu_here() -> None:
+    assert resolve_backend(ProposerSettings()) == "tflite"
+    proposer = make_proposer(ProposerSettings())
+    try:
+        proposer.ensure_ready()
+        assert proposer.backend == "tflite"
+        luma = read_luma(PHOTOS / photos()[0]["image"])
+        assert luma is not None and proposer.propose(luma, ())
+    finally:
+        proposer.close()
+
+
+def test_without_a_runtime_auto_falls_back_to_opencv_loudly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(tflite_runtime, "RUNTIME_MODULES", ("no_such_tflite_runtime",))
+    assert resolve_backend(ProposerSettings()) == "opencv"
+    assert "FALLING BACK to the OpenCV proposer" in caplog.text
+    assert "no TFLite runtime" in caplog.text
