@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,9 @@ class FakeEdgeTpu(Proposer):
         load_edgetpu_delegate(runtime, "", loader=self._load_delegate)
         self._cpu = open_cpu(manifest, runtime, min_plate_px)
         self.model = self._cpu.model
+
+    def watch_inferences(self, hook: Callable[[], None]) -> None:
+        self._cpu.watch_inferences(hook)
 
     def _load_delegate(self, library: str, options: dict[str, str]) -> object:
         if (self.control / "absent").exists():

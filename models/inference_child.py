@@ -46,6 +46,7 @@ def serve(conn: Connection, spec: BackendSpec) -> None:
         conn.send(("error", "ProposerUnavailableError", f"{type(exc).__name__}: {exc}", False))
         return
     conn.send(("ready", proposer.backend, proposer.model))
+    proposer.watch_inferences(lambda: conn.send(("tick",)))
     shm: SharedMemory | None = None
     try:
         while True:
@@ -70,8 +71,9 @@ def serve(conn: Connection, spec: BackendSpec) -> None:
 def _propose(
     proposer: Proposer, conn: Connection, shm: SharedMemory, layout: list[tuple[int, int, int]]
 ) -> Any:
-    """Answer one batch; a ("tick",) after each image lets the parent hold every single
-    inference to its deadline, however long the batch."""
+    """Answer one batch; a ("tick",) after each inference (from `watch_inferences`) and after
+    each image lets the parent hold every single inference to its deadline, however long the
+    batch and however many tiles an image takes."""
     images: list[np.ndarray] = [
         np.ndarray((h, w), np.uint8, buffer=shm.buf, offset=offset) for offset, h, w in layout
     ]

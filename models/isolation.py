@@ -135,7 +135,7 @@ class IsolatedProposer(Proposer):
         except OSError:
             self._fault("stopped listening")
         reply = self._receive(self.deadline_s, "missed its deadline")
-        while reply[0] == "tick":  # one per image: every inference has its own deadline
+        while reply[0] == "tick":  # per inference and image: each has its own deadline
             reply = self._receive(self.deadline_s, "missed its deadline")
         if reply[0] != "ok":
             error = _error(reply)

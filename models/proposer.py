@@ -46,6 +46,11 @@ class Proposer(abc.ABC):
         device) override this to pay their round trip once per batch."""
         return [self.propose(image, ()) for image in images]
 
+    def watch_inferences(self, hook: Callable[[], None]) -> None:  # noqa: B027 - optional hook
+        """Call `hook` after every model inference (a tiled image takes several): the inference
+        process ticks the parent's per-inference deadline with it. Backends without a model
+        ignore it."""
+
     def ensure_ready(self) -> None:  # noqa: B027 - optional hook
         """Open (or reopen after a fault) the device; ProposerUnavailableError if it cannot
         be used right now. Backends without a device are always ready."""

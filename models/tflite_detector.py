@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class TFLiteDetector(Proposer):
     ) -> None:
         self.manifest = manifest
         self.min_plate_px = min_plate_px
+        self._on_inference: Callable[[], None] = lambda: None
         self.backend = backend
         self.model = manifest.describe(backend)
         self._interpreter = interpreter
@@ -68,6 +69,9 @@ class TFLiteDetector(Proposer):
 
     def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
         return propose_in_rois(lambda images: [self._detect(i) for i in images], luma, rois)
+
+    def watch_inferences(self, hook: Callable[[], None]) -> None:
+        self._on_inference = hook
 
     def inference_ms(self, repeats: int = 30) -> float:
         """Median milliseconds of one inference (a black input) on this interpreter."""
@@ -106,6 +110,7 @@ class TFLiteDetector(Proposer):
             self._fill(tile)
             it.set_tensor(self._input, self._canvas)
             it.invoke()
+            self._on_inference()
             heat = self._heat(it)[0, :, :, 0]
             box = self._box(it)[0]
             for x1, y1, x2, y2, score in plate_geometry.decode(
@@ -149,6 +154,7 @@ class TFLiteDetector(Proposer):
         it = self._interpreter
         it.set_tensor(self._input, self._canvas)
         it.invoke()
+        self._on_inference()
         boxes = it.get_tensor(self._outputs["boxes"])[0]
         classes = it.get_tensor(self._outputs["classes"])[0]
         scores = it.get_tensor(self._outputs["scores"])[0]

@@ -75,3 +75,16 @@ def test_suppress_keeps_the_best_of_overlapping_boxes() -> None:
 
 def test_a_flat_heat_map_gives_nothing() -> None:
     assert decode(np.zeros((GRID, GRID), np.float32), np.zeros((GRID, GRID, 4)), 0.3) == []
+
+
+def test_every_tile_is_one_watched_inference() -> None:
+    from models.manifest import load_manifest
+    from models.registry import SHIPPED_MANIFEST
+    from models.tflite_detector import open_cpu
+    from models.tflite_runtime import require_runtime
+
+    detector = open_cpu(load_manifest(SHIPPED_MANIFEST), require_runtime(), min_plate_px=20)
+    ticks: list[int] = []
+    detector.watch_inferences(lambda: ticks.append(1))
+    detector.propose(np.full((720, 1280), 100, np.uint8), ())
+    assert len(ticks) == len(tile_plan(720, 1280, 20)) == 9

@@ -89,3 +89,27 @@ def test_without_a_runtime_auto_falls_back_to_opencv_loudly(
     assert resolve_backend(ProposerSettings()) == "opencv"
     assert "FALLING BACK to the OpenCV proposer" in caplog.text
     assert "no TFLite runtime" in caplog.text
+
+
+def test_a_far_plate_in_a_big_crop_is_found_at_the_models_scale() -> None:
+    # A real photo's plate, small in a 4K-sized crop: letterboxed whole into the model's input
+    # it would be ~3 px wide; tiled at proposer.min_plate_px it keeps its pixels.
+    import numpy as np
+
+    photo = photos()[0]
+    luma = read_luma(PHOTOS / photo["image"])
+    assert luma is not None
+    x1, y1, x2, y2 = (round(v) for v in photo["plates"][0])
+    pad = 3 * (x2 - x1)
+    patch = luma[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad]
+    canvas = np.full((2160, 3840), 90, np.uint8)
+    oy, ox = 1500, 2900
+    canvas[oy : oy + patch.shape[0], ox : ox + patch.shape[1]] = patch
+    plate = (ox + x1 - max(0, x1 - pad), oy + y1 - max(0, y1 - pad))
+    plate_box = (*plate, plate[0] + x2 - x1, plate[1] + y2 - y1)
+    manifest = load_manifest(SHIPPED_MANIFEST)
+    runtime = tflite_runtime.require_runtime()
+    tiled = open_cpu(manifest, runtime, min_plate_px=20).propose(canvas, ())
+    assert any(iou(plate_box, p.box) >= 0.5 for p in tiled[:4]), (plate_box, tiled[:4])
+    whole = open_cpu(manifest, runtime, min_plate_px=4000).propose(canvas, ())
+    assert not any(iou(plate_box, p.box) >= 0.5 for p in whole)
