@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,17 +66,31 @@ def batches(photos: Photos, config: TrainConfig) -> Iterator[tuple[np.ndarray, .
         )
 
 
-def _prefetched(source: Iterator[tuple[np.ndarray, ...]], depth: int = 4) -> Iterator:
-    """Batches made in a background thread (in order, so still deterministic)."""
-    q: queue.Queue = queue.Queue(depth)
+def _prefetched(
+    source: Iterator[tuple[np.ndarray, ...]], stop: threading.Event, depth: int = 4
+) -> Generator[tuple[np.ndarray, ...], None, None]:
+    """Batches made in a background thread (in order, so still deterministic), until `stop`."""
+    q: queue.Queue[tuple[np.ndarray, ...]] = queue.Queue(depth)
 
     def fill() -> None:
         for item in source:
-            q.put(item)
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
 
-    threading.Thread(target=fill, daemon=True).start()
-    while True:
-        yield q.get()
+    thread = threading.Thread(target=fill, name="batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            yield q.get()
+    finally:
+        stop.set()
+        thread.join()
 
 
 def train(photos: Photos, config: TrainConfig, out: Path) -> Path:
@@ -110,7 +124,9 @@ def train(photos: Photos, config: TrainConfig, out: Path) -> Path:
 
     bar = keras.utils.Progbar(config.steps, stateful_metrics=["loss"])
     smooth = None
-    for i, (x, heat, box, weight) in enumerate(_prefetched(batches(photos, config))):
+    stop = threading.Event()
+    feed = _prefetched(batches(photos, config), stop)
+    for i, (x, heat, box, weight) in enumerate(feed):
         if i >= config.steps:
             break
         loss = float(step(x, heat, box, weight))
@@ -118,6 +134,7 @@ def train(photos: Photos, config: TrainConfig, out: Path) -> Path:
         bar.update(i + 1, [("loss", smooth)])
         if (i + 1) % 2000 == 0:
             model.save_weights(out / "plates.weights.h5")
+    feed.close()  # stops and joins the batch thread
     path = out / "plates.weights.h5"
     model.save_weights(path)
     return path

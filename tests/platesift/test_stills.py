@@ -32,7 +32,7 @@ def propose(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_json_lines_in_argument_order_and_bad_files_are_one_line(tmp_path: Path) -> None:
     photo = sorted(PHOTOS.glob("*.jpg"))[0]
     shutil.copy(photo, tmp_path / "a.jpg")
-    cv2.imwrite(str(tmp_path / "b.png"), cv2.imread(str(photo)))
+    cv2.imwrite(str(tmp_path / "b.png"), cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE))
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     result = propose(
         "--json", "a.jpg", "bad.jpg", "missing.png", "b.png", "--draw", "drawn", cwd=tmp_path
