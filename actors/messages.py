@@ -77,6 +77,8 @@ class Region:
     score: float
     distance_m: float | None
     thumb: str | None
+    proposed_on: int | None = None  # the frame the proposer ran on (this one, or an earlier
+    # one whose box was carried along with the motion: proposer.frame_stride)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from actors.messages import REJECTION_REASONS, KeptFrame, Region, TaskOutcome, T
 from actors.nas import Staging
 from fsm.machine import Recorder, TaskModel, build_machine
 from journal.entry import JournalEntry
-from models.proposer import Proposal
-from models.regions import Crop, crop_regions
+from models.proposer import Box, Proposal
+from models.regions import Crop, carry_proposals, crop_regions, proposal_stride
 from platesift import artifacts, failpoints
 from platesift.config import Settings
 from platesift.errors import (
@@ -118,8 +118,10 @@ class TaskRunner:
             )
             self.motion.start_video(info, settings).get(timeout=ACTOR_TIMEOUT_S)
             proposer = self.coral.describe().get(timeout=ACTOR_TIMEOUT_S)
+            stride = proposal_stride(settings.proposer.frame_stride, proposer["backend"])
+            proposer = {**proposer, "frame_stride": stride}
             staging = Staging(self.scratch, spec.task_id)
-            counts = self._process(spec, info.declared_frames, staging, progress)
+            counts = self._process(spec, info, stride, staging, progress)
             self.model.publish(**counts)
             heavy, manifest_sha = self._commit(spec, info, proposer, counts, staging)
             sink.publish(heavy)
@@ -146,8 +148,12 @@ class TaskRunner:
             self.cancel.clear()
 
     def _process(
-        self, spec: TaskSpec, declared: int, staging: Staging, progress: Progress | None
+        self, spec: TaskSpec, info: Any, stride: int, staging: Staging, progress: Progress | None
     ) -> dict[str, Any]:
+        """Decode, filter and propose chunk by chunk. The proposer runs on a kept frame when
+        `stride` frames have passed since the last one it ran on; the frames between carry its
+        boxes along with the motion."""
+        declared = info.declared_frames
         runs = artifacts.RejectionRuns()
         rejected = dict.fromkeys(REJECTION_REASONS, 0)
         totals = {"kept": 0, "regions": 0, "frames_with_regions": 0}
@@ -163,6 +169,9 @@ class TaskRunner:
         inflight: deque[tuple[Any, list[_Waiting]]] = deque()
         inflight_bytes = 0
         budget = self.current.resources.propose_backlog_mb * 1024 * 1024
+        self._frame_size = (info.width, info.height)
+        self._carry: tuple[int, tuple[Box, ...], list[Proposal]] | None = None
+        last_proposed = -stride
         chunk_no = 0
         while True:
             self.model.extract(chunk=chunk_no)
@@ -183,11 +192,10 @@ class TaskRunner:
             for frame, verdict in zip(chunk.frames, verdicts):
                 if verdict.kept:
                     # Keep only copies of the regions around the motion; the frame goes now.
-                    waiting.append(
-                        _Waiting(
-                            frame.index, frame.t, verdict, crop_regions(frame.full, verdict.rois)
-                        )
-                    )
+                    due = frame.index - last_proposed >= stride
+                    last_proposed = frame.index if due else last_proposed
+                    crops = crop_regions(frame.full, verdict.rois)
+                    waiting.append(_Waiting(frame.index, frame.t, verdict, crops, due))
                     continue
                 rejected[verdict.reason or "static"] += 1
                 line = runs.add(verdict.index, verdict.reason or "static")
@@ -196,7 +204,8 @@ class TaskRunner:
             del chunk
             if waiting:
                 self.model.propose(chunk=chunk_no, kept=len(waiting))
-                inflight.append((self.coral.propose([w.crops for w in waiting]), waiting))
+                due_crops = [w.crops for w in waiting if w.propose]
+                inflight.append((self.coral.propose(due_crops), waiting))
                 inflight_bytes += sum(w.nbytes for w in waiting)
             # Write what the proposer has finished; wait only when the backlog is too big.
             while inflight and (inflight_bytes > budget or _ready(inflight[0][0])):
@@ -229,8 +238,18 @@ class TaskRunner:
         results = _get(
             future, ACTOR_TIMEOUT_S, ProposerUnavailableError, "the proposer stopped answering"
         )
-        for w, found in zip(waiting, results):
-            record = self._kept_frame(w, found, staging)
+        answers = iter(results)
+        for w in waiting:
+            if w.propose:
+                found, source = next(answers), w.index
+                self._carry = (w.index, w.verdict.rois, [p for _, p in found])
+            else:
+                assert self._carry is not None  # the first kept frame is always proposed on
+                source, rois_then, then = self._carry
+                found = tuple(
+                    carry_proposals(then, rois_then, w.verdict.rois, w.crops, self._frame_size)
+                )
+            record = self._kept_frame(w, found, staging, source)
             staging.append_frame(artifacts.frame_line(record))
             totals["kept"] += 1
             totals["regions"] += len(record.regions)
@@ -247,7 +266,11 @@ class TaskRunner:
         return self._rejected(spec, sink or LocalSink(), exc, time.monotonic())
 
     def _kept_frame(
-        self, w: _Waiting, found: tuple[tuple[int, Proposal], ...], staging: Staging
+        self,
+        w: _Waiting,
+        found: tuple[tuple[int, Proposal], ...],
+        staging: Staging,
+        proposed_on: int,
     ) -> KeptFrame:
         cam, out, q = self.current.camera, self.current.output, self.current.quality
         regions = []
@@ -273,6 +296,7 @@ class TaskRunner:
                     score=round(float(proposal.score), 4),
                     distance_m=distance_m(proposal.box, cam.focal_length_px, cam.plate_width_m),
                     thumb=thumb,
+                    proposed_on=proposed_on,
                 )
             )
         best = max((r.score for r in regions), default=None)
@@ -398,6 +422,7 @@ class _Waiting:
     t: float
     verdict: Verdict
     crops: tuple[Crop, ...]
+    propose: bool = True  # False: carry the boxes of the last frame proposed on
 
     @property
     def nbytes(self) -> int:

@@ -15,6 +15,8 @@ import numpy as np
 
 from models.proposer import Box, Proposal, Proposer, shifted
 
+CPU_MODEL_STRIDE = 2
+"""`proposer.frame_stride = 0` (auto) on the CPU model: every second frame (see README)."""
 MARGIN_FRACTION = 0.25
 MIN_MARGIN_PX = 16
 
@@ -93,4 +95,82 @@ def propose_on_batch(
     return out
 
 
-__all__ = ["Crop", "crop_regions", "merge_boxes", "propose_on_batch"]
+def _edge_shift(old: tuple[int, int], new: tuple[int, int], limit: int) -> float:
+    """How far a moving object moved along one axis, from its box's two edges: an edge on the
+    frame's border (where the object enters or leaves) says nothing, so only the others count."""
+    deltas = [
+        n - o
+        for o, n, border in ((old[0], new[0], 0), (old[1], new[1], limit))
+        if o != border and n != border
+    ]
+    return sum(deltas) / len(deltas) if deltas else 0.0
+
+
+def _best_overlap(box: Box, boxes: Sequence[Box]) -> Box | None:
+    def area(b: Box) -> int:
+        w, h = min(box[2], b[2]) - max(box[0], b[0]), min(box[3], b[3]) - max(box[1], b[1])
+        return w * h if w > 0 and h > 0 else 0
+
+    best = max(boxes, key=lambda b: (area(b), b), default=None)
+    return best if best is not None and area(best) > 0 else None
+
+
+def proposal_stride(setting: int, backend: str) -> int:
+    """The frame stride of `proposer.frame_stride` for the backend that runs: 0 (auto) means
+    CPU_MODEL_STRIDE on the CPU model, where inference costs, and every frame elsewhere (the
+    Edge TPU keeps up; the OpenCV proposer is cheap)."""
+    if setting > 0:
+        return setting
+    return CPU_MODEL_STRIDE if backend == "tflite" else 1
+
+
+def carry_proposals(
+    found: Sequence[Proposal],
+    rois_then: Sequence[Box],
+    rois_now: Sequence[Box],
+    crops_now: Sequence[Crop],
+    size: tuple[int, int],
+) -> list[tuple[int, Proposal]]:
+    """The proposals of an earlier frame moved along with the motion to this frame, for
+    frames the proposer skips (`proposer.frame_stride`): each box moves as the motion box it
+    lies in moved (judged by the edges off the frame border), and lands in this frame's crop
+    that holds its centre. Boxes whose motion is gone, or that leave every crop, are dropped.
+    Returns (crop index, proposal in frame pixels), best first."""
+    width, height = size
+    out = []
+    for p in found:
+        then = _best_overlap(p.box, rois_then)
+        now = _best_overlap(then, rois_now) if then is not None else None
+        if then is None or now is None:
+            continue
+        dx = round(_edge_shift((then[0], then[2]), (now[0], now[2]), width))
+        dy = round(_edge_shift((then[1], then[3]), (now[1], now[3]), height))
+        x1, y1, x2, y2 = p.box
+        box = (max(0, x1 + dx), max(0, y1 + dy), min(width, x2 + dx), min(height, y2 + dy))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        for i, crop in enumerate(crops_now):
+            ch, cw = crop.pixels.shape[:2]
+            if crop.x <= cx < crop.x + cw and crop.y <= cy < crop.y + ch:
+                clipped = (
+                    max(box[0], crop.x),
+                    max(box[1], crop.y),
+                    min(box[2], crop.x + cw),
+                    min(box[3], crop.y + ch),
+                )
+                out.append((i, Proposal(clipped, p.score)))
+                break
+    out.sort(key=lambda item: (-item[1].score, item[1].box))
+    return out
+
+
+__all__ = [
+    "CPU_MODEL_STRIDE",
+    "Crop",
+    "carry_proposals",
+    "crop_regions",
+    "merge_boxes",
+    "proposal_stride",
+    "propose_on_batch",
+]

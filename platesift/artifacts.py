@@ -80,6 +80,7 @@ def frame_line(frame: KeptFrame) -> str:
                     None if region.distance_m is None else _num(region.distance_m, "distance_m")
                 ),
                 "thumb": None if region.thumb is None else str(region.thumb),
+                "proposed_on": None if region.proposed_on is None else int(region.proposed_on),
             }
         )
     return _dumps_line(

@@ -136,6 +136,13 @@ class ProposerSettings:
     )
     device: str = _opt("", 'Edge TPU device, e.g. "usb:0"; empty = the first one found')
     max_regions: int = _opt(4, "most regions kept per frame", 0, 64)
+    frame_stride: int = _opt(
+        0,
+        "propose on at most every n-th kept frame of a moving object and carry the boxes along "
+        "with the motion in between; 0 = auto (CPU_MODEL_STRIDE on the CPU model, else 1)",
+        0,
+        25,
+    )
     min_plate_px: float = _opt(
         20.0,
         "narrowest plate (source pixels) a model must find: big crops are looked at in tiles "

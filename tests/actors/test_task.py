@@ -247,3 +247,41 @@ def test_the_journal_keeps_the_first_chunk_cycle_and_samples_the_rest(tmp_path: 
     chunks = len(extracts[0.0]) - 1  # every chunk, then the end of the video
     assert chunks >= 3 and extracts[0.0] == list(range(chunks + 1))
     assert extracts[3600.0] == [0]
+
+
+def test_frame_stride_carries_boxes_between_proposals_whatever_the_chunks(
+    tmp_path: Path,
+) -> None:
+    from models.manifest import load_manifest
+    from models.registry import SHIPPED_MANIFEST
+    from models.tflite_detector import open_cpu
+    from models.tflite_runtime import require_runtime
+    from sim.scenes import preset, render
+
+    video = tmp_path / "street.mp4"
+    render(preset("street", seconds=6.0), str(video))
+    results = {}
+    for name, stride, chunk in (("1", 1, 4), ("3", 3, 4), ("3-big", 3, 64)):
+        s = load_settings(
+            env={}, overrides=[f"proposer.frame_stride={stride}", f"resources.chunk_mb={chunk}"]
+        )
+        detector = open_cpu(load_manifest(SHIPPED_MANIFEST), require_runtime())
+        inferences: list[int] = []
+        detector.watch_inferences(lambda sink=inferences: sink.append(1))
+        runner, _ = make_runner(s, tmp_path, detector)
+        dest = tmp_path / f"out-{name}"
+        assert runner.run(spec_for(video, dest), RecordingSink(dest)).outcome == "done"
+        frames = [json.loads(ln) for ln in (dest / "frames.jsonl").read_text().splitlines()]
+        results[name] = (frames, len(inferences), (dest / "frames.jsonl").read_bytes())
+    every, strided = results["1"][0], results["3"][0]
+    assert [f["frame"] for f in every] == [f["frame"] for f in strided]  # same frames kept
+    assert all(r["proposed_on"] == f["frame"] for f in every for r in f["regions"])
+    carried = [r for f in strided for r in f["regions"] if r["proposed_on"] != f["frame"]]
+    assert carried and all(
+        0 < f["frame"] - r["proposed_on"] < 3
+        for f in strided
+        for r in f["regions"]
+        if r["proposed_on"] != f["frame"]
+    )
+    assert results["3"][1] < 0.5 * results["1"][1]  # the model ran on about a third
+    assert results["3"][2] == results["3-big"][2]  # carrying never depends on the chunks

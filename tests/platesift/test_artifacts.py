@@ -31,15 +31,22 @@ FRAME = KeptFrame(
     motion=3.0,
     confidence=0.98765,
     regions=(
-        Region(box=(1, 2, 3, 4), score=0.912345, distance_m=None, thumb="thumbs/f0000012_r0.jpg"),
-        Region(box=(5, 6, 7, 8), score=0.5, distance_m=12.34567, thumb=None),
+        Region(
+            box=(1, 2, 3, 4),
+            score=0.912345,
+            distance_m=None,
+            thumb="thumbs/f0000012_r0.jpg",
+            proposed_on=12,
+        ),
+        Region(box=(5, 6, 7, 8), score=0.5, distance_m=12.34567, thumb=None, proposed_on=11),
     ),
 )
 
 FRAME_LINE = (
     '{"frame":12,"t":0.48,"lighting":0.1235,"blur":0.0,"motion":3.0,"confidence":0.9877,'
-    '"regions":[{"box":[1,2,3,4],"score":0.9123,"distance_m":null,"thumb":"thumbs/f0000012_r0.jpg"},'
-    '{"box":[5,6,7,8],"score":0.5,"distance_m":12.3457,"thumb":null}]}'
+    '"regions":[{"box":[1,2,3,4],"score":0.9123,"distance_m":null,"thumb":"thumbs/f0000012_r0.jpg",'
+    '"proposed_on":12},{"box":[5,6,7,8],"score":0.5,"distance_m":12.3457,"thumb":null,'
+    '"proposed_on":11}]}'
 )
 
 
@@ -55,7 +62,8 @@ def test_frame_line_key_order_and_no_newline() -> None:
     assert "\n" not in line
     keys = list(json.loads(line))
     assert keys == ["frame", "t", "lighting", "blur", "motion", "confidence", "regions"]
-    assert list(json.loads(line)["regions"][0]) == ["box", "score", "distance_m", "thumb"]
+    region_keys = list(json.loads(line)["regions"][0])
+    assert region_keys == ["box", "score", "distance_m", "thumb", "proposed_on"]
 
 
 def test_frame_line_accepts_numpy_scalars_with_same_bytes() -> None:
@@ -72,8 +80,9 @@ def test_frame_line_accepts_numpy_scalars_with_same_bytes() -> None:
                 score=np.float32(0.912345),
                 distance_m=None,
                 thumb="thumbs/f0000012_r0.jpg",
+                proposed_on=np.int64(12),
             ),
-            Region(box=(5, 6, 7, 8), score=0.5, distance_m=12.34567, thumb=None),
+            Region(box=(5, 6, 7, 8), score=0.5, distance_m=12.34567, thumb=None, proposed_on=11),
         ),
     )
     assert frame_line(frame) == FRAME_LINE
