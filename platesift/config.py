@@ -139,7 +139,7 @@ class ProposerSettings:
     frame_stride: int = _opt(
         0,
         "propose on at most every n-th kept frame of a moving object and carry the boxes along "
-        "with the motion in between; 0 = auto (CPU_MODEL_STRIDE on the CPU model, else 1)",
+        "with the motion in between; 0 = auto (2 on the CPU model, else 1)",
         0,
         25,
     )
