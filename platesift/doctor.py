@@ -112,6 +112,7 @@ def check_model(settings: Settings) -> Check:
     if p.backend in ("opencv", "none"):
         return Check("model", "ok", f"proposer {p.backend} needs no model")
     try:
+        from models.edgetpu_ops import edgetpu_problems
         from models.manifest import load_manifest
         from models.registry import model_manifest_path
         from models.tflite_detector import open_cpu
@@ -123,6 +124,8 @@ def check_model(settings: Settings) -> Check:
         if manifest.cpu_file is not None and runtime is not None:
             open_cpu(manifest, runtime).close()  # tensors checked against the manifest
             tested = ", CPU model loaded and matches"
+            if edgetpu_problems(manifest.cpu_file):
+                tested += " (not fully Edge-TPU-compatible)"
         files = ", ".join(
             f.name for f in (manifest.cpu_file, manifest.edgetpu_file) if f is not None
         )
