@@ -97,6 +97,10 @@ class TaskRunner:
         self.cancel = threading.Event()
         self.peak_scratch_bytes = 0
         self.current = settings  # the settings of the task being run
+        # The current task's frame size, and the last frame proposed on: (index, its motion
+        # boxes, its proposals), carried to the frames the proposer skips.
+        self._frame_size = (0, 0)
+        self._carry: tuple[int, tuple[Box, ...], list[Proposal]] | None = None
 
     # --- the task -------------------------------------------------------------------------------
 
@@ -170,7 +174,7 @@ class TaskRunner:
         inflight_bytes = 0
         budget = self.current.resources.propose_backlog_mb * 1024 * 1024
         self._frame_size = (info.width, info.height)
-        self._carry: tuple[int, tuple[Box, ...], list[Proposal]] | None = None
+        self._carry = None
         last_proposed = -stride
         chunk_no = 0
         while True:

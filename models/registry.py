@@ -110,7 +110,7 @@ def _check_static(backend: str, settings: ProposerSettings) -> None:
             f"{EDGETPU_HINT}"
         )
     require_runtime()
-    manifest = _manifest(settings, backend)
+    manifest = _manifest(settings)
     manifest.model_file("edgetpu" if backend == "edgetpu" else "tflite")
     if backend == "fake-edgetpu" and not settings.fake_control:
         raise ConfigError("proposer fake-edgetpu needs proposer.fake_control (a directory)")
@@ -121,7 +121,7 @@ def model_manifest_path(settings: ProposerSettings) -> Path:
     return Path(settings.model) if settings.model else SHIPPED_MANIFEST
 
 
-def _manifest(settings: ProposerSettings, backend: str = "auto") -> ModelManifest:
+def _manifest(settings: ProposerSettings) -> ModelManifest:
     from models.manifest import load_manifest
 
     return load_manifest(model_manifest_path(settings))

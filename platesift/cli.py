@@ -127,16 +127,21 @@ def _settings(args: argparse.Namespace, extra: Sequence[str] = ()) -> Settings:
     return load_settings(args.config, overrides=[*args.overrides, *extra])
 
 
+def _proposer_overrides(args: argparse.Namespace) -> list[str]:
+    """`--proposer` and `--model` as setting overrides."""
+    extra = [f"proposer.backend={args.proposer}"] if args.proposer else []
+    if args.model:
+        extra.append(f"proposer.model={args.model}")
+    return extra
+
+
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from actors.messages import TaskSpec
     from platesift.progress import ProgressBar
     from platesift.scratch import prepare_scratch
     from platesift.worker import Worker
 
-    extra = [f"proposer.backend={args.proposer}"] if args.proposer else []
-    if args.model:
-        extra.append(f"proposer.model={args.model}")
-    settings = _settings(args, extra)
+    settings = _settings(args, _proposer_overrides(args))
     video = Path(args.video)
     source = os.path.abspath(video)
     spec = TaskSpec(
@@ -167,10 +172,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
     from models.registry import make_proposer
     from platesift.stills import propose_images
 
-    extra = [f"proposer.backend={args.proposer}"] if args.proposer else []
-    if args.model:
-        extra.append(f"proposer.model={args.model}")
-    settings = _settings(args, extra).proposer
+    settings = _settings(args, _proposer_overrides(args)).proposer
     draw_dir = Path(args.draw) if args.draw else None
     if draw_dir is not None:
         draw_dir.mkdir(parents=True, exist_ok=True)
