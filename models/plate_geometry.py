@@ -93,6 +93,32 @@ def tile_plan(
     return plan
 
 
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`image` resized to `width` x `height` (not larger than it): halved by 2 x 2 averaging
+    while a half is still at least the target size, then bilinear for the last step (at
+    most 2x, so it does not alias), mapped exactly onto the original's pixel grid. A tenth
+    of the cost of INTER_AREA at most ratios, and bilinear is what the training warps use."""
+    full_h, full_w = image.shape[:2]
+    factor = 1
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        h2, w2 = image.shape[0] // 2, image.shape[1] // 2
+        image = cv2.resize(image[: 2 * h2, : 2 * w2], (w2, h2), interpolation=cv2.INTER_AREA)
+        factor *= 2
+    if factor == 1:
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    # Output pixel x samples the halved image at x * a + (a - 1) / 2, a = W / (width * factor):
+    # the same point of the original image as a plain resize would.
+    a, b = full_w / (width * factor), full_h / (height * factor)
+    m = np.array([[a, 0.0, (a - 1) / 2], [0.0, b, (b - 1) / 2]])
+    return cv2.warpAffine(
+        image,
+        m,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
 def encode_box(w: float, h: float) -> tuple[float, float]:
     """The box head's size channels for a plate `w` x `h` input pixels (what `decode` undoes)."""
     return math.log(max(w, 1.0) / STRIDE), math.log(max(h, 1.0) / STRIDE)
@@ -159,6 +185,7 @@ __all__ = [
     "encode_box",
     "iou",
     "level_scales",
+    "shrink",
     "suppress",
     "tile_plan",
 ]

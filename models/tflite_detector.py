@@ -103,8 +103,7 @@ class TFLiteDetector(Proposer):
         ):
             if window.scale != scaled_at:
                 w, h = max(1, round(width * window.scale)), max(1, round(height * window.scale))
-                interp = cv2.INTER_AREA if window.scale < 1 else cv2.INTER_LINEAR
-                scaled = cv2.resize(image, (w, h), interpolation=interp)
+                scaled = plate_geometry.shrink(image, w, h)
                 scaled_at = window.scale
             tile = scaled[window.y : window.y + size, window.x : window.x + size]
             it = self._interpreter

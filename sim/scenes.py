@@ -704,6 +704,18 @@ def iter_frames(spec: SceneSpec) -> Iterator[tuple[Frame, FrameTruth]]:
         yield _apply_nuisances(frame, scene, index, t), scene.truth(index, placed)
 
 
+def render_frame(spec: SceneSpec, index: int) -> tuple[Frame, FrameTruth]:
+    """One frame and its truth, without rendering the frames before it (every frame is a pure
+    function of the spec and its index): what `iter_frames` yields at `index`."""
+    scene = _Scene(spec)
+    t = index / spec.fps
+    placed = scene.placements(t)
+    frame = scene.background.copy()
+    for pl in placed:
+        _composite(frame, scene.sprites[pl.vehicle], pl)
+    return _apply_nuisances(frame, scene, index, t), scene.truth(index, placed)
+
+
 def ground_truth(spec: SceneSpec) -> GroundTruth:
     """The ground truth of a clip without rendering any pixels (fast)."""
     scene = _Scene(spec)
@@ -1015,4 +1027,5 @@ __all__ = [
     "iter_frames",
     "preset",
     "render",
+    "render_frame",
 ]

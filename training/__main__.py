@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=defaults.batch)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--sources", nargs="*", help="only these dataset sources")
+    p.add_argument(
+        "--synthetic",
+        type=int,
+        default=None,
+        help="synthetic street-scene stills added to training (default: 400)",
+    )
     args = p.parse_args(argv)
     config = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed)
     from training.data import read_dataset
@@ -33,11 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     samples = read_dataset(args.data, args.sources)
     weights = args.work / "plates.weights.h5"
     if args.stage in ("all", "train"):
+        from training.synthetic import STILLS, synthetic_stills
         from training.train import Photos, train
 
         train_set = [s for s in samples if s.split == "train"]
-        print(f"training on {len(train_set)} photographs for {config.steps} steps", flush=True)
-        weights = train(Photos(train_set), config, args.work)
+        made = synthetic_stills(STILLS if args.synthetic is None else args.synthetic)
+        print(
+            f"training on {len(train_set)} photographs and {len(made)} synthetic stills "
+            f"for {config.steps} steps",
+            flush=True,
+        )
+        weights = train(Photos(train_set, made), config, args.work)
     if args.stage in ("all", "export"):
         from training.export import export
 

@@ -33,9 +33,12 @@ class TrainConfig:
 class Photos:
     """The training photographs, decoded once, and how often each source is drawn."""
 
-    def __init__(self, samples: Sequence[Sample]) -> None:
-        self.samples = list(samples)
-        self.images = [load_grey(s.path) for s in self.samples]
+    def __init__(
+        self, samples: Sequence[Sample], made: Sequence[tuple[Sample, np.ndarray]] = ()
+    ) -> None:
+        """`samples` are read from disk; `made` come with their grey image (synthetic)."""
+        self.samples = list(samples) + [s for s, _ in made]
+        self.images = [load_grey(s.path) for s in samples] + [image for _, image in made]
         sources = sorted({s.source for s in self.samples})
         counts = {src: sum(s.source == src for s in self.samples) for src in sources}
         # Each source is drawn in proportion to the square root of its size, so the small

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import cv2
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from models.plate_geometry import (
     decode,
     iou,
     level_scales,
+    shrink,
     suppress,
     tile_plan,
 )
@@ -88,3 +90,24 @@ def test_every_tile_is_one_watched_inference() -> None:
     detector.watch_inferences(lambda: ticks.append(1))
     detector.propose(np.full((720, 1280), 100, np.uint8), ())
     assert len(ticks) == len(tile_plan(720, 1280, 20)) == 9
+
+
+@pytest.mark.parametrize(("width", "height"), [(420, 228), (256, 139), (70, 38), (699, 379)])
+def test_shrink_gives_the_size_asked_and_stays_close_to_area_averaging(
+    width: int, height: int
+) -> None:
+    rng = np.random.default_rng(3)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (380, 701), np.uint8), (0, 0), 6)
+    image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX)
+    image[150:200, 300:420] = 240  # a bright plate-sized block with hard edges
+    out = shrink(image, width, height)
+    assert out.shape == (height, width) and out.dtype == np.uint8
+    area = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    assert np.abs(out.astype(int) - area.astype(int)).mean() < 4
+
+
+def test_shrink_does_not_alias_fine_stripes_into_false_structure() -> None:
+    stripes = np.zeros((400, 800), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: nothing should survive a 10x shrink
+    out = shrink(stripes, 80, 40)
+    assert out.std() < 3 and abs(float(out.mean()) - 127.5) < 3

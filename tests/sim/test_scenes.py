@@ -24,6 +24,7 @@ from sim.scenes import (
     iter_frames,
     preset,
     render,
+    render_frame,
 )
 
 EXPECTED_PRESETS = {
@@ -81,6 +82,15 @@ def test_same_spec_gives_identical_frames() -> None:
     first = frames_hash(NUISANCE_SPEC)
     assert frames_hash(NUISANCE_SPEC) == first
     assert frames_hash(dataclasses.replace(NUISANCE_SPEC, seed=8)) != first
+
+
+@pytest.mark.parametrize("name", ["rain", "shake", "night"])
+def test_render_frame_is_the_frame_iter_frames_yields(name: str) -> None:
+    spec = preset(name, seconds=0.6)
+    for index, (image, truth) in enumerate(iter_frames(spec)):
+        if index in (0, 7, 14):
+            alone, alone_truth = render_frame(spec, index)
+            assert np.array_equal(alone, image) and alone_truth == truth
 
 
 def test_frames_change_from_frame_to_frame_under_noise() -> None:

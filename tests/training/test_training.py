@@ -65,6 +65,8 @@ def test_make_model_stages_write_a_usable_model(tmp_path: Path) -> None:
             "3",
             "--batch",
             "2",
+            "--synthetic",
+            "2",
         ]
     )
     assert code == 0
