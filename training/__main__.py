@@ -12,6 +12,7 @@ WORK = Path("build") / "model"
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.synthetic import STILLS
     from training.train import TrainConfig
 
     defaults = TrainConfig()
@@ -29,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--synthetic",
         type=int,
-        default=None,
-        help="synthetic street-scene stills added to training (default: 400)",
+        default=STILLS,
+        help="synthetic street-scene stills added to training (default %(default)s)",
     )
     args = p.parse_args(argv)
     config = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed)
@@ -39,11 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     samples = read_dataset(args.data, args.sources)
     weights = args.work / "plates.weights.h5"
     if args.stage in ("all", "train"):
-        from training.synthetic import STILLS, synthetic_stills
+        from training.synthetic import synthetic_stills
         from training.train import Photos, train
 
         train_set = [s for s in samples if s.split == "train"]
-        made = synthetic_stills(STILLS if args.synthetic is None else args.synthetic)
+        made = synthetic_stills(args.synthetic)
         print(
             f"training on {len(train_set)} photographs and {len(made)} synthetic stills "
             f"for {config.steps} steps",

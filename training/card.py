@@ -150,6 +150,10 @@ def write_card(out: Path, metrics: dict[str, Any]) -> Path:
         "20 px) and unusual plates.",
         "- intl-web's report row is mostly close-ups (its other labels are wrong, see Data); "
         "the street views are measured by ro-dashcam, ru-street, us-roboflow and openimages.",
+        "- Small plates: on the tune split, recall is about 0.7 for plates 12-40 px wide at "
+        "the model's input and 0.9 from 40 px. `proposer.min_plate_px` 15 instead of 20 looks "
+        "closer (about twice the inferences on a motion crop) and finds more of them "
+        "(`docs/plate-model.md`).",
         "- Low precision at this threshold (the tune split's F2 favours recall): the GPU stage "
         "gets some boxes that are lights, grilles or signs.",
         "- Photographs, not video: the augmentation imitates video, but no real street video "
