@@ -39,7 +39,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -289,7 +289,7 @@ def _make_dirs(path: Path, within: Path | None = None) -> None:
             st = os.stat(probe)
         except (FileNotFoundError, NotADirectoryError):
             if probe == within:
-                raise NasUnavailableError(f"artifact directory {within} vanished") from None
+                raise NasUnavailableError(f"{within} vanished (NAS unmounted?)") from None
             if probe.parent == probe:
                 raise NasUnavailableError(f"cannot create {path}: no existing ancestor") from None
             missing.append(probe)
@@ -563,7 +563,12 @@ def _remove_stale(dest: Path, stale: dict[str, tuple[int, str]]) -> bool:
 
 
 def commit(
-    staging: Staging, dest: Path | str, manifest_fields: Mapping[str, Any]
+    staging: Staging,
+    dest: Path | str,
+    manifest_fields: Mapping[str, Any],
+    *,
+    root: Path | None = None,
+    recheck: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Publish `staging` into `dest` atomically and durably; return (manifest, its sha256 hex).
 
@@ -572,11 +577,17 @@ def commit(
     `schema_version` is set. The same staged content always gives byte-identical files.
     See the module docstring for the protocol. OutputError for permission / read-only /
     not-a-directory problems, NasUnavailableError when the storage is away.
+
+    With `root` (the NAS root), no directory at or above it is ever created: a vanished root
+    is NasUnavailableError, never a fresh tree on local disk. `recheck` (the NAS's own
+    `check_root`) runs again right before the manifest is written and once more after it,
+    so a NAS that went away during the copy fails the commit (transient) instead of leaving
+    a manifest only local disk holds.
     """
     dest = Path(dest)
     staging.close()
     names = staging.files()
-    _make_dirs(dest)
+    _make_dirs(dest, within=root)
     old = _retire_manifest(dest)
 
     subdirs = {(dest / name).parent for name in [*names, *old]}
@@ -603,9 +614,13 @@ def commit(
     manifest.setdefault("schema_version", SCHEMA_VERSION)
     manifest["files"] = files
     data = manifest_json(manifest)
+    if recheck is not None:
+        recheck()
     with _output(f"cannot write {dest / MANIFEST_NAME}"):
         _write_atomic(dest / MANIFEST_NAME, [data])
         _fsync_dir(dest)
+    if recheck is not None:
+        recheck()
 
     ours = {MANIFEST_NAME, PREVIOUS_NAME}
     stale = {name: rec for name, rec in old.items() if name not in files and name not in ours}
@@ -634,11 +649,21 @@ class Nas:
             raise InvalidInputError(f"NAS sentinel {sentinel!r} must be a plain relative name")
         self.root = None if root is None else Path(os.path.abspath(root))
         self.sentinel = sentinel
+        self._seen_mounted = False
 
     def check_root(self) -> None:
-        """NasUnavailableError unless the root is reachable (no-op in local mode)."""
-        if self.root is not None:
-            check_root(self.root, sentinel=self.sentinel)
+        """NasUnavailableError unless the root is reachable (no-op in local mode), and, once
+        the root has been seen as a mount point, unless it still is one: a lazily unmounted
+        NAS leaves an empty local directory behind that must never take its place."""
+        if self.root is None:
+            return
+        check_root(self.root, sentinel=self.sentinel)
+        mounted = os.path.ismount(self.root)
+        if self._seen_mounted and not mounted:
+            raise NasUnavailableError(
+                f"NAS root {self.root} is no longer a mount point: the NAS was unmounted"
+            )
+        self._seen_mounted = self._seen_mounted or mounted
 
     def resolve(self, rel: str) -> Path:
         """A task's path confined to the root (see `resolve_task_path`); as-is in local mode."""
@@ -664,8 +689,13 @@ class Nas:
     def commit(
         self, staging: Staging, dest: Path | str, manifest_fields: Mapping[str, Any]
     ) -> tuple[dict[str, Any], str]:
-        """Publish `staging` into `dest` (see module-level `commit`)."""
-        return commit(staging, self._inside(dest), manifest_fields)
+        """Publish `staging` into `dest` (see module-level `commit`), never creating anything
+        outside the root, and checking the root again around the manifest."""
+        if self.root is None:
+            return commit(staging, Path(dest), manifest_fields)
+        return commit(
+            staging, self._inside(dest), manifest_fields, root=self.root, recheck=self.check_root
+        )
 
     def verify(self, dest: Path | str) -> list[str]:
         """Problems that make `dest` untrustworthy; empty = trusted (`verify_artifact_dir`)."""

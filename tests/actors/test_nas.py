@@ -503,3 +503,88 @@ def test_nas_actor_accepts_a_ready_nas(tmp_path: Path) -> None:
             ref.proxy().check_source(tmp_path / "none.mp4").get(timeout=TIMEOUT)
     finally:
         ref.stop(timeout=TIMEOUT)
+
+
+# --- an unmounted NAS never becomes local disk ------------------------------------------------
+
+
+def test_commit_never_recreates_a_vanished_root(root: Path, tmp_path: Path) -> None:
+    # the root went away after the task's checks: the commit itself must not rebuild it
+    dest = root / "out" / "t-1"
+    root.rename(tmp_path / "unmounted")
+    with pytest.raises(NasUnavailableError, match="vanished"):
+        commit(_stage(tmp_path / "s"), dest, _fields(), root=root)
+    assert not root.exists()
+
+
+def test_a_nas_lost_during_the_copy_leaves_no_manifest(root: Path, tmp_path: Path) -> None:
+    calls = []
+
+    def recheck() -> None:
+        calls.append(1)
+        raise NasUnavailableError("NAS root looks unmounted")
+
+    dest = root / "out" / "t-1"
+    with pytest.raises(NasUnavailableError):
+        commit(_stage(tmp_path / "s"), dest, _fields(), root=root, recheck=recheck)
+    assert calls == [1]
+    assert not (dest / "manifest.json").exists()  # untrusted: the task is retried
+
+
+def _mount_tmpfs(point: Path) -> None:
+    import subprocess
+
+    point.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+
+
+def _lazy_unmount(point: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(point)], check=True, capture_output=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+@pytest.mark.parametrize("sentinel", [None, ".platesift-nas"])
+def test_a_lazily_unmounted_nas_gets_nothing_written_in_its_place(
+    tmp_path: Path, sentinel: str | None
+) -> None:
+    point = tmp_path / "mnt"
+    _mount_tmpfs(point)
+    try:
+        (point / "cam1").mkdir()
+        (point / "cam1" / "a.mp4").write_bytes(VIDEO)
+        if sentinel:
+            (point / sentinel).write_bytes(b"")
+        nas = Nas(point, sentinel=sentinel)
+        source = nas.resolve("cam1/a.mp4")
+        assert nas.check_source(source) == len(VIDEO)  # the task's checks saw the NAS
+        dest = nas.resolve("out/t-1")
+    finally:
+        _lazy_unmount(point)  # the NAS goes after decoding, before the commit
+    assert point.is_dir() and os.listdir(point) == []  # the empty mount point is left
+    with pytest.raises(NasUnavailableError, match="unmounted"):
+        nas.commit(_stage(tmp_path / "s"), dest, _fields())
+    assert os.listdir(point) == []  # nothing written to local disk under the mount point
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_root_below_an_unmounted_nas_is_not_rebuilt(tmp_path: Path) -> None:
+    point = tmp_path / "mnt"
+    _mount_tmpfs(point)
+    try:
+        (point / "platesift").mkdir()
+        nas = Nas(point / "platesift")
+        dest = nas.resolve("out/t-1")
+        nas.check_output_dir(dest)
+    finally:
+        _lazy_unmount(point)
+    with pytest.raises(NasUnavailableError):
+        nas.commit(_stage(tmp_path / "s"), dest, _fields())
+    assert os.listdir(point) == []
