@@ -168,6 +168,11 @@ def check_root(root: Path | str, *, sentinel: str | None = None) -> None:
             ) from exc
 
 
+NAME_MAX = 255
+"""Longest file name (bytes) Linux filesystems take; a longer one can never exist."""
+PATH_MAX = 4096
+
+
 def _check_syntax(rel: str) -> None:
     if not isinstance(rel, str) or not rel.strip():
         raise PathNotAllowedError(f"path {rel!r} is empty")
@@ -175,6 +180,12 @@ def _check_syntax(rel: str) -> None:
         raise PathNotAllowedError(f"path {rel!r} contains a NUL byte")
     if ".." in rel.split("/"):
         raise PathNotAllowedError(f"path {rel!r} has a '..' component")
+    encoded = os.fsencode(rel)
+    if len(encoded) >= PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        raise PathNotAllowedError(
+            f"path {rel[:80]!r}... is too long (a name over {NAME_MAX} bytes or a path of "
+            f"{PATH_MAX} or more)"
+        )
 
 
 def _confine(root: Path, candidate: Path, named: str) -> Path:
@@ -353,23 +364,27 @@ def _is_our_tmp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TMP_SUFFIX) and len(name) > len(TMP_SUFFIX) + 1
 
 
-def check_output_dir(dest: Path | str) -> None:
+def check_output_dir(dest: Path | str, within: Path | None = None) -> None:
     """Fail fast before processing: `dest` must be (or become) a writable directory.
 
-    Creates `dest` (and its parents) if missing, then writes and removes a probe temp file.
+    Creates `dest` (and its parents, none at or above `within`) if missing, then writes and
+    removes a probe temp file (removed even when the write fails, e.g. on a full disk).
     OutputError for permission / read-only / not-a-directory problems, NasUnavailableError
     for a storage that is away.
     """
     dest = Path(dest)
-    _make_dirs(dest)
+    _make_dirs(dest, within=within)
     probe = dest / PROBE_NAME
     with _output(f"output directory {dest} is not writable"):
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, b"platesift\n")
+            try:
+                os.write(fd, b"platesift\n")
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
-        os.unlink(probe)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(probe)
 
 
 # --- staging ------------------------------------------------------------------------------------
@@ -684,7 +699,11 @@ class Nas:
 
     def check_output_dir(self, dest: Path | str) -> None:
         """Fail fast if `dest` cannot hold artifacts (see module-level `check_output_dir`)."""
-        check_output_dir(self._inside(dest))
+        if self.root is None:
+            check_output_dir(Path(dest))
+            return
+        with _outage_if_read_only():
+            check_output_dir(self._inside(dest), within=self.root)
 
     def commit(
         self, staging: Staging, dest: Path | str, manifest_fields: Mapping[str, Any]
@@ -693,13 +712,31 @@ class Nas:
         outside the root, and checking the root again around the manifest."""
         if self.root is None:
             return commit(staging, Path(dest), manifest_fields)
-        return commit(
-            staging, self._inside(dest), manifest_fields, root=self.root, recheck=self.check_root
-        )
+        with _outage_if_read_only():
+            return commit(
+                staging,
+                self._inside(dest),
+                manifest_fields,
+                root=self.root,
+                recheck=self.check_root,
+            )
 
     def verify(self, dest: Path | str) -> list[str]:
         """Problems that make `dest` untrustworthy; empty = trusted (`verify_artifact_dir`)."""
         return verify_artifact_dir(self._inside(dest))
+
+
+@contextlib.contextmanager
+def _outage_if_read_only() -> Iterator[None]:
+    """A read-only NAS is an outage (a remount after an error), not a bad output location:
+    its OutputError becomes NasUnavailableError, so the task is retried when it is back."""
+    try:
+        yield
+    except OutputError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.EROFS:
+            raise NasUnavailableError(f"{exc.message} (the NAS is read-only)") from exc
+        raise
 
 
 def _check_syntax_local(rel: str) -> None:

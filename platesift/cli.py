@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from actors.messages import TaskOutcome
 from platesift.config import SECRET_KEYS, ProposerSettings, Settings, describe, load_settings
 from platesift.errors import ConfigError, PlatesiftError
+from platesift.logs import OneLineFormatter, one_line
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REJECTED, EXIT_TRANSIENT = 0, 1, 2, 3, 4
 PROPOSER_CHOICES = next(
@@ -297,7 +298,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"platesift: error: {message}", file=sys.stderr)
+    print(f"platesift: error: {one_line(message)}", file=sys.stderr)
     return code
 
 
@@ -340,10 +341,9 @@ def _journal_error(args: argparse.Namespace, exc: PlatesiftError) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -13,6 +13,7 @@ SIGTERM/SIGINT stop pulling and cancel the current task (left to lease expiry); 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import random
@@ -391,6 +392,8 @@ def _sidecar(source: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # a legal video name, too long for ".json" after it
+            return {}
         raise NasUnavailableError(f"sidecar {path.name}: {exc.strerror}") from None
     if len(raw) > SIDECAR_MAX_BYTES:
         raise InvalidInputError(f"sidecar {path.name} is larger than 1 MiB")

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -183,7 +184,9 @@ BAD_TASKS: list[tuple[Any, str]] = [
     ({"video": "cams/short.mp4", "params": "fast"}, "params"),
     ({"video": 42}, "video"),
     ({"camera": "gate-1"}, 'needs \\"video\\"'),
+    ({"video": "cams/" + "v" * 300 + ".mp4"}, "too long"),
 ]
+LONGEST_NAME = "v" * 251 + ".mp4"  # 255 bytes: legal, but "<name>.json" (its sidecar) is not
 
 
 def test_bad_tasks_are_rejected_with_a_reason_and_the_service_keeps_going(
@@ -194,15 +197,19 @@ def test_bad_tasks_are_rejected_with_a_reason_and_the_service_keeps_going(
     bad = [(system.submit(payload), why) for payload, why in BAD_TASKS]
     other = system.submit({"video": "cams/short.mp4"}, type_="UNKNOWN_TYPE")
     good = system.submit({"video": "cams/short.mp4"})
+    shutil.copy(system.nas / "cams" / "short.mp4", system.nas / "cams" / LONGEST_NAME)
+    longest = system.submit({"video": f"cams/{LONGEST_NAME}"})
     result = system.serve("--drain")
     assert result.returncode == 0, result.stderr
+    assert system.task(longest)["state"] == "done"
+    assert system.task(longest)["attempts"] == 1
     for task_id, why in bad:
         task = system.task(task_id)
         assert task["state"] == "rejected", task
         assert why in json.dumps(task["detail"]), (why, task["detail"])
     assert system.task(other)["state"] == "pending"  # never pulled: not our type
     assert system.task(good)["state"] == "done"
-    assert len(system.heavy()) == 1
+    assert len(system.heavy()) == 2
     assert not (system.nas.parent / "artifacts").exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -110,6 +111,9 @@ def test_resolve_absolute_inside_root_is_accepted(root: Path) -> None:
         ("cam1/..", "'..'"),
         ("/etc/passwd", "outside the NAS root"),
         (".", "NAS root itself"),
+        ("cam1/" + "v" * 300 + ".mp4", "too long"),
+        ("cam1/" + "é" * 130 + ".mp4", "too long"),  # 130 characters, 260 bytes
+        ("/".join(["d" * 200] * 25) + "/a.mp4", "too long"),
     ],
 )
 def test_resolve_rejects(root: Path, rel: str, message: str) -> None:
@@ -131,6 +135,12 @@ def test_resolve_rejects_symlink_escape(root: Path, tmp_path: Path) -> None:
         resolve_task_path(root, "cam1/file-link.mp4")
     with pytest.raises(PathNotAllowedError):
         resolve_task_path(root, "link/not-yet-created/out")
+
+
+def test_a_legal_255_byte_name_is_accepted(root: Path) -> None:
+    name = "v" * 251 + ".mp4"
+    (root / "cam1" / name).write_bytes(VIDEO)
+    assert resolve_task_path(root, f"cam1/{name}") == root / "cam1" / name
 
 
 def test_resolve_follows_symlinks_that_stay_inside(root: Path) -> None:
@@ -588,3 +598,45 @@ def test_a_root_below_an_unmounted_nas_is_not_rebuilt(tmp_path: Path) -> None:
     with pytest.raises(NasUnavailableError):
         nas.commit(_stage(tmp_path / "s"), dest, _fields())
     assert os.listdir(point) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_nas_remounted_read_only_is_an_outage_not_bad_output(tmp_path: Path) -> None:
+    import subprocess
+
+    point = tmp_path / "mnt"
+    _mount_tmpfs(point)
+    try:
+        nas = Nas(point)
+        dest = nas.resolve("out/t-1")
+        nas.check_output_dir(dest)
+        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        with pytest.raises(NasUnavailableError, match="read-only") as info:
+            nas.commit(_stage(tmp_path / "s"), dest, _fields())
+        assert not info.value.permanent  # retried when the NAS is writable again
+        with pytest.raises(NasUnavailableError, match="read-only"):
+            nas.check_output_dir(nas.resolve("out/t-2"))
+        subprocess.run(["mount", "-o", "remount,rw", str(point)], check=True)
+        nas.commit(_stage(tmp_path / "s"), dest, _fields())  # back: the retry succeeds
+        assert verify_artifact_dir(dest) == []
+    finally:
+        _lazy_unmount(point)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_nas_leaves_no_probe_file(tmp_path: Path) -> None:
+    point = tmp_path / "mnt"
+    _mount_tmpfs(point)
+    try:
+        nas = Nas(point)
+        dest = nas.resolve("out")
+        nas.check_output_dir(dest)
+        with open(point / "filler", "wb") as fh, contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        with pytest.raises(NasUnavailableError):
+            nas.check_output_dir(dest)
+        assert os.listdir(dest) == []
+    finally:
+        _lazy_unmount(point)
