@@ -36,6 +36,7 @@ from platesift import artifacts, failpoints
 from platesift.config import Settings
 from platesift.errors import (
     CancelledError,
+    DeliveryError,
     NasUnavailableError,
     PermanentError,
     PlatesiftError,
@@ -128,9 +129,9 @@ class TaskRunner:
             counts = self._process(spec, info, stride, staging, progress)
             self.model.publish(**counts)
             heavy, manifest_sha = self._commit(spec, info, proposer, counts, staging)
-            sink.publish(heavy)
+            _delivered(sink.publish, heavy)
             self.model.complete(manifest_sha256=manifest_sha)
-            sink.complete("done", {"manifest_sha256": manifest_sha})
+            _delivered(sink.complete, "done", {"manifest_sha256": manifest_sha})
             self.model.finish(outcome="done")
             self._note(spec, "outcome", "done", {"manifest_sha256": manifest_sha})
             return TaskOutcome(
@@ -454,6 +455,15 @@ def _never_raising(record: Recorder) -> Recorder:
             logger.warning("journal entry dropped (%s %s)", entry.kind, entry.event, exc_info=True)
 
     return safe
+
+
+def _delivered(call: Callable[..., None], *args: Any) -> None:
+    """`call` (the sink's publish or complete); a refusal from the server there is a
+    DeliveryError (transient): the artifacts are committed, so it can never reject the task."""
+    try:
+        call(*args)
+    except PermanentError as exc:
+        raise DeliveryError(f"the server refused the finished task: {exc.message}") from exc
 
 
 def _get(future: Any, timeout: float, error: type[PlatesiftError], message: str) -> Any:

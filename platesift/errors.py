@@ -93,6 +93,11 @@ class CancelledError(TransientError):
     """The task was stopped from outside (shutdown or lease loss) before it finished."""
 
 
+class DeliveryError(TransientError):
+    """The server refused a finished task's heavy task or completion. The artifacts are on
+    the NAS: never a reason to reject the source task; it is left to be retried."""
+
+
 class ScratchError(TransientError):
     """The local scratch disk cannot be used right now (full, read-only)."""
 
@@ -101,6 +106,7 @@ __all__ = [
     "AuthError",
     "CancelledError",
     "ConfigError",
+    "DeliveryError",
     "InvalidInputError",
     "LeaseLostError",
     "ModelError",

@@ -4,7 +4,7 @@ Boot: wipe the (marked, local) scratch directory, start the actors, tell systemd
 Loop: if the NAS is reachable, pull one task with a long-poll (exponential backoff with full
 jitter while the server is unreachable), turn it into a validated task spec (or reject it
 with a clear reason), run it with a heartbeat that extends the lease at a third of its length,
-publish the heavy task with an idempotency key derived only from the source task, and only
+publish the heavy task with an idempotency key from the source task and its manifest, and only
 then complete the source task. A lost lease cancels the work at once: nothing is published or
 completed, and whoever holds the task now recomputes the same bytes.
 
@@ -61,9 +61,16 @@ class _Interrupted(BaseException):
     no `except Exception` on the way (the HTTP client's) can mistake it for a server fault."""
 
 
-def idempotency_key(task_id: str) -> str:
-    """The heavy task's idempotency key: derived only from the source task."""
-    return f"platesift:{task_id}:heavy"
+def idempotency_key(task_id: str, manifest_sha256: str) -> str:
+    """The heavy task's idempotency key: the source task and the artifacts' manifest hash.
+
+    A retry that recomputes the same bytes (every crash, outage or restart) sends the same key
+    and gets the original heavy task back: exactly one per source. Artifacts whose bytes
+    changed between attempts (a platesift upgrade) get a heavy task of their own instead of a
+    conflict; the one before names a manifest hash the directory no longer has, which is how
+    the GPU box tells it is superseded.
+    """
+    return f"platesift:{task_id}:heavy:{manifest_sha256[:16]}"
 
 
 class ServerSink:
@@ -78,9 +85,9 @@ class ServerSink:
     def publish(self, heavy_task: dict[str, Any]) -> None:
         self._check()
         failpoints.hit("after_manifest")
-        answer = self.client.publish(
-            str(heavy_task["type"]), heavy_task["payload"], idempotency_key(self.lease.task_id)
-        )
+        payload = heavy_task["payload"]
+        key = idempotency_key(self.lease.task_id, str(payload["manifest_sha256"]))
+        answer = self.client.publish(str(heavy_task["type"]), payload, key)
         self.heavy_task_id = str(answer.get("task_id"))
         failpoints.hit("after_publish")
 

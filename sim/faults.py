@@ -563,7 +563,8 @@ def _checks(
         if len(mine) != 1:
             problems.append(f"{task_id} has {len(mine)} heavy tasks")
             continue
-        if mine[0]["idempotency_key"] != idempotency_key(task_id):
+        key = idempotency_key(task_id, str(mine[0]["payload"].get("manifest_sha256")))
+        if mine[0]["idempotency_key"] != key:
             problems.append(f"{task_id}: heavy key {mine[0]['idempotency_key']!r}")
         manifest = system.nas / "artifacts" / task_id / "manifest.json"
         if manifest.is_file():

@@ -228,9 +228,30 @@ def test_killed_at_the_worst_moments_then_restarted(system: System, point: str) 
     assert task["state"] == "done" and task["attempts"] == 2
     heavy = system.heavy()
     assert len(heavy) == 1
-    assert heavy[0]["idempotency_key"] == idempotency_key(task_id)
+    manifest_sha = hashlib.sha256((system.artifacts(task_id) / "manifest.json").read_bytes())
+    assert heavy[0]["idempotency_key"] == idempotency_key(task_id, manifest_sha.hexdigest())
     assert digest(system.artifacts(task_id)) == first
     assert verify_artifact_dir(system.artifacts(task_id)) == []
+
+
+def test_a_retry_whose_bytes_changed_publishes_anew_and_completes(system: System) -> None:
+    # attempt 1 published its heavy task and died; attempt 2 runs a platesift whose output
+    # differs (an upgrade, imitated by another motion threshold): no 422, no rejection
+    task_id = system.submit({"video": "cams/short.mp4"})
+    crashed = system.serve("--once", env={"PLATESIFT_FAILPOINTS": "after_publish=kill"})
+    assert crashed.returncode == -signal.SIGKILL
+    first = system.heavy()
+    assert len(first) == 1
+    again = system.serve("--once", env={"PLATESIFT_MOTION__THRESHOLD": "40"})
+    assert again.returncode == 0, again.stderr
+    task = system.task(task_id)
+    assert task["state"] == "done" and task["attempts"] == 2, task
+    heavy = system.heavy()
+    assert len(heavy) == 2
+    sha = hashlib.sha256((system.artifacts(task_id) / "manifest.json").read_bytes()).hexdigest()
+    current = [h for h in heavy if h["payload"]["manifest_sha256"] == sha]
+    assert len(current) == 1 and current[0]["task_id"] == task["detail"]["heavy_task_id"]
+    assert first[0]["payload"]["manifest_sha256"] != sha  # superseded, and says so
 
 
 def test_two_workers_never_process_the_same_task(system: System) -> None:

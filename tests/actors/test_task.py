@@ -23,7 +23,7 @@ from fsm.states import State
 from journal import JournalEntry, MemoryJournal
 from models.proposer import Box, NullProposer, Proposal, Proposer
 from platesift.config import Settings, load_settings
-from platesift.errors import ProposerUnavailableError
+from platesift.errors import ProposerUnavailableError, ProtocolError
 from tests.conftest import moving_box_frames, write_video
 
 
@@ -127,6 +127,41 @@ def test_bad_input_is_rejected_and_nothing_published(settings: Settings, tmp_pat
     assert outcome.outcome == "rejected" and "not a video" in outcome.detail
     assert sink.calls == [("complete", "rejected")]
     assert [e.event for e in journal.entries if e.kind == "transition"][-2:] == ["reject", "finish"]
+
+
+class RefusingSink(RecordingSink):
+    """A server that answers 422 to the publish or the completion (e.g. an idempotency key
+    reused with another payload)."""
+
+    def __init__(self, dest: Path, refuse: str) -> None:
+        super().__init__(dest)
+        self.refuse = refuse
+
+    def publish(self, heavy_task: dict[str, Any]) -> None:
+        super().publish(heavy_task)
+        if self.refuse == "publish":
+            raise ProtocolError("422: Idempotency-Key was used for another payload")
+
+    def complete(self, outcome: str, detail: dict[str, Any]) -> None:
+        super().complete(outcome, detail)
+        if self.refuse == "complete":
+            raise ProtocolError("409: lease not held")
+
+
+@pytest.mark.parametrize("refuse", ["publish", "complete"])
+def test_a_refused_publish_or_completion_never_rejects_the_task(
+    settings: Settings, tmp_path: Path, refuse: str
+) -> None:
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(60))
+    dest = tmp_path / "out"
+    runner, journal = make_runner(settings, tmp_path)
+    sink = RefusingSink(dest, refuse)
+    outcome = runner.run(spec_for(video, dest), sink)
+    assert outcome.outcome == "failed" and outcome.error_kind == "DeliveryError", outcome
+    assert ("complete", "rejected") not in sink.calls  # the artifacts stand: left for a retry
+    assert (dest / "manifest.json").is_file()
+    last = journal.entries[-1]
+    assert (last.kind, last.event, last.detail["kind"]) == ("outcome", "failed", "DeliveryError")
 
 
 def test_proposer_fault_is_transient(settings: Settings, tmp_path: Path) -> None:
