@@ -3,7 +3,8 @@
 Every call has a timeout. Failures map onto the error taxonomy: connection errors, timeouts,
 5xx and garbage answers are transient (`ServerUnavailableError`: back off and try again);
 401/403 are `AuthError` (permanent: never retried in a loop); 409 is `LeaseLostError`; other
-4xx are `ProtocolError`. The token goes in a header only and never into a log line or error.
+4xx are `ProtocolError`. Redirects are not followed (3xx is transient, with the Location in
+the message). The token goes in a header only and never into a log line or error.
 """
 
 from __future__ import annotations
@@ -125,7 +126,13 @@ class TaskClient:
         timeout = (self.settings.timeout_s, read_timeout or self.settings.timeout_s)
         try:
             response = self.session.request(
-                method, url, json=body, headers=headers, timeout=timeout, stream=True
+                method,
+                url,
+                json=body,
+                headers=headers,
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,  # a redirect never moves the worker to another server
             )
             raw = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
             response.close()
@@ -157,6 +164,12 @@ class TaskClient:
             raise ServerUnavailableError(reason)
         if status >= 400:
             raise ProtocolError(reason)
+        if 300 <= status < 400:
+            where = str(response.headers.get("Location", "?"))[:200]
+            raise ServerUnavailableError(
+                f"{reason}: a redirect to {where}, not followed (set server.url to the "
+                "server's own address)"
+            )
         if status not in (200, 201, 204):
             raise ServerUnavailableError(reason)
         if status != 204 and not isinstance(data, dict):

@@ -42,8 +42,10 @@ from platesift.errors import (
     PermanentError,
     PlatesiftError,
     ProtocolError,
+    ServerUnavailableError,
     TransientError,
 )
+from platesift.pacing import PullPacer
 from platesift.scratch import ScratchLock, prepare_scratch, wipe_scratch
 from platesift.worker import Worker
 
@@ -164,6 +166,7 @@ class Service:
         self.worker_id = settings.server.worker_id or socket.gethostname()
         self.last_healthy = time.monotonic()
         self._in_pull = False
+        self._pacer = PullPacer()
         self._worker: Worker | None = None
         self._failures = 0
 
@@ -215,6 +218,7 @@ class Service:
                 self._worker.ensure_proposer()  # no pull while the Coral is down
                 wait_s = min(s.server.wait_s, 1.0) if self.drain else s.server.wait_s
                 self._in_pull = True
+                started = time.monotonic()
                 try:
                     lease = self.client.pull([s.server.task_type], wait_s)
                 finally:
@@ -228,11 +232,24 @@ class Service:
             except PlatesiftError as exc:
                 self._back_off(exc)
                 continue
-            self._failures = 0
             if lease is None:
                 if self.drain:
                     break
+                delay, back_off = self._pacer.after_empty(time.monotonic() - started, wait_s)
+                if back_off:
+                    self._back_off(
+                        ServerUnavailableError(
+                            f"the server answered {self._pacer.quick_in_a_row} pulls in a row at "
+                            f"once with no task (asked to wait {wait_s:g} s): it does not "
+                            "long-poll (a proxy?)"
+                        )
+                    )
+                    continue
+                self._failures = 0
+                self.stopping.wait(delay)
                 continue
+            self._failures = 0
+            self._pacer.after_task()
             outcome = self._handle(lease)
             if outcome is not None and outcome.error_kind == "AuthError":
                 logger.error("%s; stopping", outcome.detail)

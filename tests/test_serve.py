@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -421,6 +423,7 @@ class _Hostile(threading.Thread):
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.held: list[Any] = []
         self.requests = 0
+        self.times: list[float] = []
 
     def run(self) -> None:
         while True:
@@ -429,10 +432,24 @@ class _Hostile(threading.Thread):
             except OSError:
                 return
             self.requests += 1
+            self.times.append(time.monotonic())
             if self.mode == "hang":
                 self.held.append(conn)  # never answered, never closed
                 continue
             conn.recv(65536)
+            if self.mode == "empty":  # "no task", at once: a server that does not long-poll
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                conn.close()
+                continue
+            if self.mode.startswith("redirect:"):
+                where = self.mode.partition(":")[2]
+                conn.sendall(
+                    b"HTTP/1.1 307 Temporary Redirect\r\nLocation: "
+                    + where.encode()
+                    + b"/v1/tasks/pull\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                conn.close()
+                continue
             body = b"<html>surprise</html>"
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
@@ -446,6 +463,75 @@ class _Hostile(threading.Thread):
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+def _service_against(url: str, tmp_path: Path, *extra: str) -> Service:
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    settings = load_settings(
+        env={"PLATESIFT_SERVER__TOKEN": TOKEN},
+        overrides=[
+            f"paths.nas_root={nas}",
+            f"paths.scratch={tmp_path / 's'}",
+            f"paths.journal={tmp_path / 'j.db'}",
+            f"server.url={url}",
+            "server.timeout_s=0.5",
+            "server.backoff_max_s=0.3",
+            *extra,
+        ],
+    )
+    return Service(settings, install_signals=False)
+
+
+def _backoffs(journal_path: Path) -> list[Any]:
+    from journal import Journal
+
+    with Journal.open_existing(journal_path) as journal:
+        return [e for e in journal.events("(service)") if e.event == "backoff"]
+
+
+def test_a_server_that_answers_no_task_at_once_does_not_make_the_worker_spin(
+    tmp_path: Path,
+) -> None:
+    from platesift.pacing import MIN_INTERVAL_S, QUICK_EMPTY_LIMIT
+
+    hostile = _Hostile("empty")
+    hostile.start()
+    service = _service_against(hostile.url, tmp_path, "server.wait_s=5")
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        assert wait_until(lambda: service._failures >= 2, timeout=30)
+    finally:
+        service.stop()
+        thread.join(timeout=10)
+        hostile.close()
+    gaps = [b - a for a, b in itertools.pairwise(hostile.times)]
+    # the first pulls keep the minimum interval, then the worker backs off as after an error
+    assert all(g >= MIN_INTERVAL_S * 0.95 for g in gaps[: QUICK_EMPTY_LIMIT - 1]), gaps
+    assert hostile.requests <= QUICK_EMPTY_LIMIT + 3, hostile.requests
+    backoffs = _backoffs(tmp_path / "j.db")
+    assert backoffs and "does not long-poll" in backoffs[0].detail["error"]
+
+
+def test_a_redirect_is_not_followed(tmp_path: Path) -> None:
+    elsewhere = _Hostile("garbage")
+    elsewhere.start()
+    hostile = _Hostile(f"redirect:{elsewhere.url}")
+    hostile.start()
+    service = _service_against(hostile.url, tmp_path, "server.wait_s=0.2")
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        assert wait_until(lambda: service._failures >= 2, timeout=30)
+    finally:
+        service.stop()
+        thread.join(timeout=10)
+        hostile.close()
+        elsewhere.close()
+    assert elsewhere.requests == 0  # never moved to the other server
+    error = _backoffs(tmp_path / "j.db")[0].detail["error"]
+    assert "HTTP 307" in error and "not followed" in error and elsewhere.url in error
 
 
 @pytest.mark.parametrize("mode", ["garbage", "hang"])
