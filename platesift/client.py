@@ -1,7 +1,9 @@
 """The worker's side of the task protocol (docs/protocol.md): pull, extend, publish, complete.
 
-Every call has a timeout. Failures map onto the error taxonomy: connection errors, timeouts,
-5xx and garbage answers are transient (`ServerUnavailableError`: back off and try again);
+Every call has a deadline for the whole exchange (connect, headers, body: a server that drips
+its answer cannot hold a call longer), not only a timeout per read. Failures map onto the
+error taxonomy: connection errors, timeouts, 5xx and garbage answers are transient
+(`ServerUnavailableError`: back off and try again);
 401/403 are `AuthError` (permanent: never retried in a loop); 409 is `LeaseLostError`; other
 4xx are `ProtocolError`. Redirects are not followed (3xx is transient, with the Location in
 the message). The token goes in a header only and never into a log line or error.
@@ -17,6 +19,7 @@ from typing import Any
 import requests
 
 from platesift.config import ServerSettings
+from platesift.deadline import DeadlineAdapter
 from platesift.errors import AuthError, LeaseLostError, ProtocolError, ServerUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,9 @@ class TaskClient:
         self.worker_id = worker_id
         self.base = settings.url.rstrip("/")
         self.session = requests.Session()
+        self.adapter = DeadlineAdapter()
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
         self.session.trust_env = False  # no proxies or netrc credentials picked up silently
         if settings.token:
             self.session.headers["Authorization"] = f"Bearer {settings.token}"
@@ -124,6 +130,24 @@ class TaskClient:
     ) -> tuple[int, Any]:
         url = self.base + path
         timeout = (self.settings.timeout_s, read_timeout or self.settings.timeout_s)
+        total = sum(timeout)  # connect, then the whole answer: headers and body
+        with self.adapter.within(total) as expired:
+            status, raw, location = self._exchange(method, url, body, headers, timeout, expired)
+        if expired.is_set():
+            raise ServerUnavailableError(
+                f"{method} {path}: no complete answer from {self.base} within {total:g} s"
+            )
+        return self._answer(method, path, status, raw, location)
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        headers: dict[str, str] | None,
+        timeout: tuple[float, float],
+        expired: Any,
+    ) -> tuple[int, bytes, str]:
         try:
             response = self.session.request(
                 method,
@@ -136,15 +160,22 @@ class TaskClient:
             )
             raw = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
             response.close()
-        except requests.exceptions.SSLError as exc:
-            raise ServerUnavailableError(
-                f"TLS error talking to {self.base}: {_short(exc)}"
-            ) from None
-        except requests.RequestException as exc:
-            raise ServerUnavailableError(f"cannot reach {self.base}: {_short(exc)}") from None
-        except Exception as exc:  # urllib3 protocol errors surface as various types
+        except Exception as exc:
+            if expired.is_set():
+                return 0, b"", ""  # cut off by the deadline: the caller says so
+            if isinstance(exc, requests.exceptions.SSLError):
+                raise ServerUnavailableError(
+                    f"TLS error talking to {self.base}: {_short(exc)}"
+                ) from None
+            if isinstance(exc, requests.RequestException):
+                raise ServerUnavailableError(f"cannot reach {self.base}: {_short(exc)}") from None
+            # urllib3 protocol errors surface as various types
             raise ServerUnavailableError(f"broken answer from {self.base}: {_short(exc)}") from None
-        status = response.status_code
+        return response.status_code, raw, str(response.headers.get("Location", "?"))
+
+    def _answer(
+        self, method: str, path: str, status: int, raw: bytes, location: str
+    ) -> tuple[int, Any]:
         if len(raw) > MAX_RESPONSE_BYTES:
             raise ServerUnavailableError(f"{method} {path}: answer larger than 1 MiB")
         data: Any = None
@@ -165,7 +196,7 @@ class TaskClient:
         if status >= 400:
             raise ProtocolError(reason)
         if 300 <= status < 400:
-            where = str(response.headers.get("Location", "?"))[:200]
+            where = location[:200]
             raise ServerUnavailableError(
                 f"{reason}: a redirect to {where}, not followed (set server.url to the "
                 "server's own address)"

@@ -424,6 +424,7 @@ class _Hostile(threading.Thread):
         self.held: list[Any] = []
         self.requests = 0
         self.times: list[float] = []
+        self.drippers: list[threading.Event] = []
 
     def run(self) -> None:
         while True:
@@ -437,6 +438,9 @@ class _Hostile(threading.Thread):
                 self.held.append(conn)  # never answered, never closed
                 continue
             conn.recv(65536)
+            if self.mode.startswith("drip"):
+                threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+                continue
             if self.mode == "empty":  # "no task", at once: a server that does not long-poll
                 conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
                 conn.close()
@@ -459,8 +463,30 @@ class _Hostile(threading.Thread):
             )
             conn.close()
 
+    def _drip(self, conn: Any) -> None:
+        """Headers (drip-headers) or a body (drip-body) a byte every 0.2 s, for a minute."""
+        body = json.dumps({"task_id": "t", "type": "PREPROCESS_VIDEO"}).encode() * 20
+        head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 300 + b"\r\n"
+        head += b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        slow, fast = (head, body) if self.mode == "drip-headers" else (body, head)
+        stop = threading.Event()
+        self.drippers.append(stop)
+        try:
+            if self.mode == "drip-body":
+                conn.sendall(fast)
+            for i in range(len(slow)):
+                conn.sendall(slow[i : i + 1])
+                if stop.wait(0.2):
+                    break
+        except OSError:
+            pass  # the client hung up: what the deadline is for
+        finally:
+            conn.close()
+
     def close(self) -> None:
         self.sock.close()
+        for stop in self.drippers:
+            stop.set()
         for conn in self.held:
             conn.close()
 
@@ -512,6 +538,27 @@ def test_a_server_that_answers_no_task_at_once_does_not_make_the_worker_spin(
     assert hostile.requests <= QUICK_EMPTY_LIMIT + 3, hostile.requests
     backoffs = _backoffs(tmp_path / "j.db")
     assert backoffs and "does not long-poll" in backoffs[0].detail["error"]
+
+
+@pytest.mark.parametrize("mode", ["drip-headers", "drip-body"])
+def test_a_server_that_drips_its_answer_cannot_hold_a_call(mode: str) -> None:
+    from platesift.client import TaskClient
+    from platesift.config import ServerSettings
+    from platesift.errors import ServerUnavailableError
+
+    hostile = _Hostile(mode)
+    hostile.start()
+    client = TaskClient(ServerSettings(url=hostile.url, timeout_s=0.5), "w")
+    started = time.monotonic()
+    try:
+        with pytest.raises(ServerUnavailableError, match="no complete answer") as info:
+            client.pull(["PREPROCESS_VIDEO"], 0.5)
+    finally:
+        client.close()
+        hostile.close()
+    took = time.monotonic() - started
+    assert took < 10, took  # the drip would take over a minute; the deadline is 1 s
+    assert TOKEN not in str(info.value)
 
 
 def test_a_redirect_is_not_followed(tmp_path: Path) -> None:
