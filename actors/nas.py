@@ -64,6 +64,7 @@ from platesift.errors import (
     OutputError,
     PathNotAllowedError,
     PlatesiftError,
+    ScratchError,
 )
 
 logger = logging.getLogger(__name__)
@@ -408,12 +409,13 @@ class Staging:
         tag = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
         self.path = Path(scratch) / f"{safe}-{tag}{STAGING_SUFFIX}"
         """The staging directory (removed by `cleanup()`)."""
-        if self.path.exists():  # left over by a crash of the same task: its bytes are unknown
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True)
+        with self._scratch("cannot create the staging directory"):
+            if self.path.exists():  # left over by a crash of the same task: bytes unknown
+                shutil.rmtree(self.path)
+            self.path.mkdir(parents=True)
+            self._frames = open(self.path / FRAMES_NAME, "wb")  # noqa: SIM115 - see close()
+            self._rejections = open(self.path / REJECTIONS_NAME, "wb")  # noqa: SIM115
         self._sizes: dict[str, int] = {}
-        self._frames = open(self.path / FRAMES_NAME, "wb")  # noqa: SIM115 - closed in close()
-        self._rejections = open(self.path / REJECTIONS_NAME, "wb")  # noqa: SIM115
         self._sizes[FRAMES_NAME] = 0
         self._sizes[REJECTIONS_NAME] = 0
         self._closed = False
@@ -424,7 +426,8 @@ class Staging:
         if "\n" in line or "\r" in line:
             raise ValueError(f"a line of {name} may not contain a line break")
         data = line.encode("ascii") + b"\n"
-        (self._frames if name == FRAMES_NAME else self._rejections).write(data)
+        with self._scratch(f"cannot write {name}"):
+            (self._frames if name == FRAMES_NAME else self._rejections).write(data)
         self._sizes[name] += len(data)
 
     def append_frame(self, line: str) -> None:
@@ -439,9 +442,18 @@ class Staging:
         if self._closed:
             raise ValueError(f"staging {self.path} is closed")
         target = self.path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        with self._scratch(f"cannot write {name}"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         self._sizes[name] = len(data)
+
+    @contextlib.contextmanager
+    def _scratch(self, action: str) -> Iterator[None]:
+        """OSError on the local scratch disk (full, read-only, failing) as one clear line."""
+        try:
+            yield
+        except OSError as exc:
+            raise ScratchError(f"scratch {self.path.parent}: {action}: {_reason(exc)}") from exc
 
     def write_thumb(self, name: str, jpeg: bytes) -> None:
         """Write a thumbnail; `name` comes from `artifacts.thumb_name` (`thumbs/....jpg`)."""
@@ -466,8 +478,11 @@ class Staging:
         if self._closed:
             return
         self._closed = True
-        for stream in (self._frames, self._rejections):
-            stream.close()
+        with self._scratch("cannot flush the staged lines"):
+            try:
+                self._frames.close()
+            finally:
+                self._rejections.close()
 
     def cleanup(self) -> None:
         """Close and remove the staging directory (idempotent)."""

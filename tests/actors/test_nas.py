@@ -640,3 +640,22 @@ def test_a_full_nas_leaves_no_probe_file(tmp_path: Path) -> None:
         assert os.listdir(dest) == []
     finally:
         _lazy_unmount(point)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_scratch_is_one_clear_transient_error(tmp_path: Path) -> None:
+    from platesift.errors import ScratchError
+
+    point = tmp_path / "scratch"
+    _mount_tmpfs(point)
+    try:
+        staging = Staging(point, "t-1")
+        with pytest.raises(ScratchError, match="No space left on device") as info:
+            for region in range(10_000):  # 4 MiB of tmpfs: full long before the end
+                staging.write_thumb(thumb_name(region, 0), b"\xff\xd8" + bytes(8192))
+        assert not info.value.permanent
+        assert "\n" not in info.value.message and str(point) in info.value.message
+        staging.cleanup()
+        assert os.listdir(point) == []
+    finally:
+        _lazy_unmount(point)
