@@ -740,6 +740,18 @@ class Nas:
         """Problems that make `dest` untrustworthy; empty = trusted (`verify_artifact_dir`)."""
         return verify_artifact_dir(self._inside(dest))
 
+    def remove_if_empty(self, dest: Path | str) -> bool:
+        """Remove `dest` if it is an empty directory (what `check_output_dir` made for a task
+        that was then rejected); True if it went. Anything in it keeps it."""
+        path = self._inside(dest)
+        try:
+            os.rmdir(path)
+        except OSError:
+            return False
+        with contextlib.suppress(OSError):
+            _fsync_dir(path.parent)
+        return True
+
 
 @contextlib.contextmanager
 def _outage_if_read_only() -> Iterator[None]:
@@ -799,6 +811,9 @@ class NASActor(pykka.ThreadingActor):
 
     def verify(self, dest: Path | str) -> list[str]:
         return self._nas.verify(dest)
+
+    def remove_if_empty(self, dest: Path | str) -> bool:
+        return self._nas.remove_if_empty(dest)
 
 
 __all__ = [

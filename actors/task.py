@@ -368,6 +368,10 @@ class TaskRunner:
         except Exception as sink_exc:
             return self._failed(spec, sink_exc, started)
         self.model.finish(outcome="rejected")
+        try:  # the output check made the directory: a rejected task leaves none behind
+            self.nas.remove_if_empty(spec.dest).get(timeout=ACTOR_TIMEOUT_S)
+        except Exception as rm_exc:  # diagnostics only: the rejection stands
+            logger.warning("task %s: empty artifact directory left: %s", spec.task_id, rm_exc)
         self._note(spec, "outcome", "rejected", {"error": exc.message, "kind": exc.kind})
         return TaskOutcome(
             task_id=spec.task_id,

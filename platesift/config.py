@@ -35,8 +35,10 @@ def _opt(
     lo: float | None = None,
     hi: float | None = None,
     choices: tuple[str, ...] = (),
+    file_name: bool = False,
 ) -> Any:
-    return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi, "choices": choices})
+    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices, "file_name": file_name}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,11 @@ class PathSettings:
     scratch: str = _opt("", "local scratch directory; empty = per-user cache directory")
     nas_root: str = _opt("", "NAS mount point: every path in a task is confined to it")
     artifact_root: str = _opt("artifacts", "artifact directories, relative to the NAS root")
-    nas_sentinel: str = _opt("", "a file that exists on the mounted NAS (empty = no check)")
+    nas_sentinel: str = _opt(
+        "",
+        "a file that exists on the mounted NAS (empty = no check)",
+        file_name=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -299,6 +305,8 @@ def _coerce(key: str, fld: dataclasses.Field[Any], value: Any, from_text: bool) 
         raise ConfigError(
             f"setting {key} must be one of {', '.join(meta['choices'])}, got {value!r}"
         )
+    if meta.get("file_name") and value and ("/" in value or "\0" in value or value in (".", "..")):
+        raise ConfigError(f"setting {key} must be a plain file name, got {value!r}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and value < lo:
         raise ConfigError(f"setting {key} must be at least {lo:g}, got {value!r}")

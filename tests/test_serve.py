@@ -209,6 +209,7 @@ def test_bad_tasks_are_rejected_with_a_reason_and_the_service_keeps_going(
         task = system.task(task_id)
         assert task["state"] == "rejected", task
         assert why in json.dumps(task["detail"]), (why, task["detail"])
+        assert not system.artifacts(task_id).exists()  # no empty directory left either
     assert system.task(other)["state"] == "pending"  # never pulled: not our type
     assert system.task(good)["state"] == "done"
     assert len(system.heavy()) == 2

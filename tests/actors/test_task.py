@@ -127,6 +127,7 @@ def test_bad_input_is_rejected_and_nothing_published(settings: Settings, tmp_pat
     assert outcome.outcome == "rejected" and "not a video" in outcome.detail
     assert sink.calls == [("complete", "rejected")]
     assert [e.event for e in journal.entries if e.kind == "transition"][-2:] == ["reject", "finish"]
+    assert not (tmp_path / "out").exists()  # no empty artifact directory left behind
 
 
 class RefusingSink(RecordingSink):

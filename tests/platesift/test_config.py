@@ -110,3 +110,10 @@ def test_a_moved_setting_says_where_it_went(tmp_path: Path) -> None:
     for attempt in attempts:
         with pytest.raises(ConfigError, match=r"setting analysis\.\w+ is now resources\.\w+$"):
             attempt()
+
+
+@pytest.mark.parametrize("value", ["/mnt/nas/.sentinel", "sub/.sentinel", "..", "."])
+def test_the_nas_sentinel_must_be_a_plain_file_name(value: str) -> None:
+    with pytest.raises(ConfigError, match="plain file name"):
+        load_settings(env={}, overrides=[f"paths.nas_sentinel={value}"])
+    assert load_settings(env={}, overrides=["paths.nas_sentinel=.nas"]).paths.nas_sentinel == ".nas"
