@@ -62,6 +62,8 @@ class IsolatedProposer(Proposer):
         self._conn: Connection | None = None
         self._shm: SharedMemory | None = None
         self._generation = 0
+        if segment_name:  # at boot, not at the first proposal: a killed worker's segment goes
+            _unlink_stale(segment_name)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -167,8 +169,6 @@ class IsolatedProposer(Proposer):
             self._shm = None
         name = None
         if self.segment_name:
-            if self._generation == 0:
-                _unlink_stale(self.segment_name)
             self._generation += 1
             name = f"{self.segment_name}-{self._generation}"
         self._shm = SharedMemory(name=name, create=True, size=size)

@@ -184,8 +184,8 @@ def test_the_shared_memory_segment_is_removed_and_stale_ones_cleaned(
     stale.close()  # as a killed worker leaves it: never unlinked
     proposer = IsolatedProposer(BackendSpec("tflite", str(plate_model)), segment_name=prefix)
     try:
+        assert not Path(f"/dev/shm/{prefix}-9").exists()  # gone at boot, before any proposal
         proposer.propose_many(images()[0])
-        assert not Path(f"/dev/shm/{prefix}-9").exists()
         assert Path(f"/dev/shm/{prefix}-1").exists()
     finally:
         proposer.close()
