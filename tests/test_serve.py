@@ -510,6 +510,22 @@ def _service_against(url: str, tmp_path: Path, *extra: str) -> Service:
     return Service(settings, install_signals=False)
 
 
+def _serve_until_backed_off(service: Service, times: int, *servers: _Hostile) -> list[int]:
+    """Run the service until it has backed off `times` in a row, stop it, close `servers`;
+    the exit codes it returned."""
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(service.run()))
+    thread.start()
+    try:
+        assert wait_until(lambda: service._failures >= times, timeout=30)
+    finally:
+        service.stop()
+        thread.join(timeout=10)
+        for server in servers:
+            server.close()
+    return codes
+
+
 def _backoffs(journal_path: Path) -> list[Any]:
     from journal import Journal
 
@@ -525,14 +541,7 @@ def test_a_server_that_answers_no_task_at_once_does_not_make_the_worker_spin(
     hostile = _Hostile("empty")
     hostile.start()
     service = _service_against(hostile.url, tmp_path, "server.wait_s=5")
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    try:
-        assert wait_until(lambda: service._failures >= 2, timeout=30)
-    finally:
-        service.stop()
-        thread.join(timeout=10)
-        hostile.close()
+    assert _serve_until_backed_off(service, 2, hostile) == [0]
     gaps = [b - a for a, b in itertools.pairwise(hostile.times)]
     # the first pulls keep the minimum interval, then the worker backs off as after an error
     assert all(g >= MIN_INTERVAL_S * 0.95 for g in gaps[: QUICK_EMPTY_LIMIT - 1]), gaps
@@ -568,15 +577,7 @@ def test_a_redirect_is_not_followed(tmp_path: Path) -> None:
     hostile = _Hostile(f"redirect:{elsewhere.url}")
     hostile.start()
     service = _service_against(hostile.url, tmp_path, "server.wait_s=0.2")
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    try:
-        assert wait_until(lambda: service._failures >= 2, timeout=30)
-    finally:
-        service.stop()
-        thread.join(timeout=10)
-        hostile.close()
-        elsewhere.close()
+    assert _serve_until_backed_off(service, 2, hostile, elsewhere) == [0]
     assert elsewhere.requests == 0  # never moved to the other server
     error = _backoffs(tmp_path / "j.db")[0].detail["error"]
     assert "HTTP 307" in error and "not followed" in error and elsewhere.url in error
@@ -584,38 +585,12 @@ def test_a_redirect_is_not_followed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["garbage", "hang"])
 def test_garbage_or_hanging_server_backs_off_and_keeps_serving(tmp_path: Path, mode: str) -> None:
-    from journal import Journal
-
     hostile = _Hostile(mode)
     hostile.start()
-    nas = tmp_path / "nas"
-    nas.mkdir()
-    settings = load_settings(
-        env={"PLATESIFT_SERVER__TOKEN": TOKEN},
-        overrides=[
-            f"paths.nas_root={nas}",
-            f"paths.scratch={tmp_path / 's'}",
-            f"paths.journal={tmp_path / 'j.db'}",
-            f"server.url={hostile.url}",
-            "server.wait_s=0.2",
-            "server.timeout_s=0.3",
-            "server.backoff_max_s=0.3",
-        ],
-    )
-    service = Service(settings, install_signals=False)
-    codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(service.run()))
-    thread.start()
-    try:
-        assert wait_until(lambda: service._failures >= 4, timeout=30)
-    finally:
-        service.stop()
-        thread.join(timeout=10)
-        hostile.close()
-    assert codes == [0]
+    service = _service_against(hostile.url, tmp_path, "server.wait_s=0.2", "server.timeout_s=0.3")
+    assert _serve_until_backed_off(service, 4, hostile) == [0]
     assert hostile.requests <= 40  # backed off: no spinning
-    with Journal.open_existing(tmp_path / "j.db") as journal:
-        backoffs = [e for e in journal.events("(service)") if e.event == "backoff"]
+    backoffs = _backoffs(tmp_path / "j.db")
     assert len(backoffs) >= 4
     expected = "not JSON" if mode == "garbage" else "cannot reach"
     assert expected in str(backoffs[0].detail["error"]), backoffs[0].detail

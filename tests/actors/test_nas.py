@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -600,62 +601,55 @@ def test_a_root_below_an_unmounted_nas_is_not_rebuilt(tmp_path: Path) -> None:
     assert os.listdir(point) == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-def test_a_nas_remounted_read_only_is_an_outage_not_bad_output(tmp_path: Path) -> None:
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A fresh 4 MiB tmpfs mounted at a temporary directory (root only), unmounted after."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    point = tmp_path / "mnt"
+    _mount_tmpfs(point)
+    yield point
+    _lazy_unmount(point)
+
+
+def test_a_nas_remounted_read_only_is_an_outage_not_bad_output(tmpfs: Path, tmp_path: Path) -> None:
     import subprocess
 
-    point = tmp_path / "mnt"
-    _mount_tmpfs(point)
-    try:
-        nas = Nas(point)
-        dest = nas.resolve("out/t-1")
+    nas = Nas(tmpfs)
+    dest = nas.resolve("out/t-1")
+    nas.check_output_dir(dest)
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    with pytest.raises(NasUnavailableError, match="read-only") as info:
+        nas.commit(_stage(tmp_path / "s"), dest, _fields())
+    assert not info.value.permanent  # retried when the NAS is writable again
+    with pytest.raises(NasUnavailableError, match="read-only"):
+        nas.check_output_dir(nas.resolve("out/t-2"))
+    subprocess.run(["mount", "-o", "remount,rw", str(tmpfs)], check=True)
+    nas.commit(_stage(tmp_path / "s"), dest, _fields())  # back: the retry succeeds
+    assert verify_artifact_dir(dest) == []
+
+
+def test_a_full_nas_leaves_no_probe_file(tmpfs: Path) -> None:
+    nas = Nas(tmpfs)
+    dest = nas.resolve("out")
+    nas.check_output_dir(dest)
+    with open(tmpfs / "filler", "wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+    with pytest.raises(NasUnavailableError):
         nas.check_output_dir(dest)
-        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
-        with pytest.raises(NasUnavailableError, match="read-only") as info:
-            nas.commit(_stage(tmp_path / "s"), dest, _fields())
-        assert not info.value.permanent  # retried when the NAS is writable again
-        with pytest.raises(NasUnavailableError, match="read-only"):
-            nas.check_output_dir(nas.resolve("out/t-2"))
-        subprocess.run(["mount", "-o", "remount,rw", str(point)], check=True)
-        nas.commit(_stage(tmp_path / "s"), dest, _fields())  # back: the retry succeeds
-        assert verify_artifact_dir(dest) == []
-    finally:
-        _lazy_unmount(point)
+    assert os.listdir(dest) == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-def test_a_full_nas_leaves_no_probe_file(tmp_path: Path) -> None:
-    point = tmp_path / "mnt"
-    _mount_tmpfs(point)
-    try:
-        nas = Nas(point)
-        dest = nas.resolve("out")
-        nas.check_output_dir(dest)
-        with open(point / "filler", "wb") as fh, contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        with pytest.raises(NasUnavailableError):
-            nas.check_output_dir(dest)
-        assert os.listdir(dest) == []
-    finally:
-        _lazy_unmount(point)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-def test_a_full_scratch_is_one_clear_transient_error(tmp_path: Path) -> None:
+def test_a_full_scratch_is_one_clear_transient_error(tmpfs: Path) -> None:
     from platesift.errors import ScratchError
 
-    point = tmp_path / "scratch"
-    _mount_tmpfs(point)
-    try:
-        staging = Staging(point, "t-1")
-        with pytest.raises(ScratchError, match="No space left on device") as info:
-            for region in range(10_000):  # 4 MiB of tmpfs: full long before the end
-                staging.write_thumb(thumb_name(region, 0), b"\xff\xd8" + bytes(8192))
-        assert not info.value.permanent
-        assert "\n" not in info.value.message and str(point) in info.value.message
-        staging.cleanup()
-        assert os.listdir(point) == []
-    finally:
-        _lazy_unmount(point)
+    staging = Staging(tmpfs, "t-1")
+    with pytest.raises(ScratchError, match="No space left on device") as info:
+        for region in range(10_000):  # 4 MiB of tmpfs: full long before the end
+            staging.write_thumb(thumb_name(region, 0), b"\xff\xd8" + bytes(8192))
+    assert not info.value.permanent
+    assert "\n" not in info.value.message and str(tmpfs) in info.value.message
+    staging.cleanup()
+    assert os.listdir(tmpfs) == []
