@@ -130,7 +130,7 @@ def write_card(out: Path, metrics: dict[str, Any]) -> Path:
         "is: blur or motion blur, low light, noise, a lower resolution, JPEG blockiness "
         "(`training/augment.py`). Then post-training full-integer quantisation calibrated on "
         "256 training crops (`training/export.py`) and this evaluation "
-        "(`training/evaluate.py`). About 45 minutes on 2 CPU cores.",
+        "(`training/evaluate.py`). About 40-55 minutes on 2 CPU cores.",
         "",
         "## Validation (report split)",
         f"A plate counts as found when a proposed box overlaps it at IoU >= {metrics['iou']}; "
