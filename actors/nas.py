@@ -714,10 +714,7 @@ class Nas:
 
     def check_output_dir(self, dest: Path | str) -> None:
         """Fail fast if `dest` cannot hold artifacts (see module-level `check_output_dir`)."""
-        if self.root is None:
-            check_output_dir(Path(dest))
-            return
-        with _outage_if_read_only():
+        with self._writing():
             check_output_dir(self._inside(dest), within=self.root)
 
     def commit(
@@ -725,9 +722,7 @@ class Nas:
     ) -> tuple[dict[str, Any], str]:
         """Publish `staging` into `dest` (see module-level `commit`), never creating anything
         outside the root, and checking the root again around the manifest."""
-        if self.root is None:
-            return commit(staging, Path(dest), manifest_fields)
-        with _outage_if_read_only():
+        with self._writing():
             return commit(
                 staging,
                 self._inside(dest),
@@ -735,6 +730,20 @@ class Nas:
                 root=self.root,
                 recheck=self.check_root,
             )
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """In NAS mode a read-only NAS is an outage (a remount after an error), not a bad
+        output location: its OutputError becomes NasUnavailableError, so the task is retried
+        when it is back. In local mode a read-only --out is the user's to fix: unchanged."""
+        try:
+            yield
+        except OutputError as exc:
+            cause = exc.__cause__
+            read_only = isinstance(cause, OSError) and cause.errno == errno.EROFS
+            if self.root is not None and read_only:
+                raise NasUnavailableError(f"{exc.message} (the NAS is read-only)") from exc
+            raise
 
     def verify(self, dest: Path | str) -> list[str]:
         """Problems that make `dest` untrustworthy; empty = trusted (`verify_artifact_dir`)."""
@@ -751,19 +760,6 @@ class Nas:
         with contextlib.suppress(OSError):
             _fsync_dir(path.parent)
         return True
-
-
-@contextlib.contextmanager
-def _outage_if_read_only() -> Iterator[None]:
-    """A read-only NAS is an outage (a remount after an error), not a bad output location:
-    its OutputError becomes NasUnavailableError, so the task is retried when it is back."""
-    try:
-        yield
-    except OutputError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, OSError) and cause.errno == errno.EROFS:
-            raise NasUnavailableError(f"{exc.message} (the NAS is read-only)") from exc
-        raise
 
 
 def _check_syntax_local(rel: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,7 +147,7 @@ class TaskClient:
         body: Any,
         headers: dict[str, str] | None,
         timeout: tuple[float, float],
-        expired: Any,
+        expired: threading.Event,
     ) -> tuple[int, bytes, str]:
         try:
             response = self.session.request(

@@ -71,7 +71,7 @@ class Worker:
             self._prune_journal()
             # The service's own Nas checks the sentinel; the commits go through this one, so
             # it must check it too (without it an unmounted NAS took the artifacts).
-            sentinel = (s.paths.nas_sentinel or None) if self._nas_root is not None else None
+            sentinel = s.paths.nas_sentinel or None
             nas = self._start(NASActor.start(self._nas_root, sentinel=sentinel)).proxy()
             decoder = self._start(DecoderActor.start(s.analysis, s.resources)).proxy()
             motion = self._start(

@@ -566,6 +566,15 @@ class _Scene:
                 out.append(_Placed(i, x, y, moving))
         return out
 
+    def frame(self, index: int) -> tuple[Frame, FrameTruth]:
+        """Frame `index` (BGR uint8) and its ground truth."""
+        t = index / self.spec.fps
+        placed = self.placements(t)
+        frame = self.background.copy()
+        for pl in placed:
+            _composite(frame, self.sprites[pl.vehicle], pl)
+        return _apply_nuisances(frame, self, index, t), self.truth(index, placed)
+
     def truth(self, index: int, placed: list[_Placed]) -> FrameTruth:
         spec = self.spec
         w, h = spec.width, spec.height
@@ -694,26 +703,14 @@ def _add_rain(
 def iter_frames(spec: SceneSpec) -> Iterator[tuple[Frame, FrameTruth]]:
     """Yield (BGR uint8 frame of shape (H, W, 3), its ground truth) for every frame."""
     scene = _Scene(spec)
-    background = scene.background
     for index in range(frame_count(spec)):
-        t = index / spec.fps
-        placed = scene.placements(t)
-        frame = background.copy()
-        for pl in placed:
-            _composite(frame, scene.sprites[pl.vehicle], pl)
-        yield _apply_nuisances(frame, scene, index, t), scene.truth(index, placed)
+        yield scene.frame(index)
 
 
 def render_frame(spec: SceneSpec, index: int) -> tuple[Frame, FrameTruth]:
     """One frame and its truth, without rendering the frames before it (every frame is a pure
     function of the spec and its index): what `iter_frames` yields at `index`."""
-    scene = _Scene(spec)
-    t = index / spec.fps
-    placed = scene.placements(t)
-    frame = scene.background.copy()
-    for pl in placed:
-        _composite(frame, scene.sprites[pl.vehicle], pl)
-    return _apply_nuisances(frame, scene, index, t), scene.truth(index, placed)
+    return _Scene(spec).frame(index)
 
 
 def ground_truth(spec: SceneSpec) -> GroundTruth:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from models.plate_geometry import INPUT_SIZE, MIN_PLATE_PX, STRIDE
+from training.data import CLOSE_UP_AREA, audited
 from training.synthetic import STILLS
 from training.train import TRAIN_CROP, TrainConfig
 
@@ -70,6 +71,7 @@ def _table(rows: dict[str, dict[str, Any]], splits: dict[str, str]) -> list[str]
 
 def write_card(out: Path, metrics: dict[str, Any]) -> Path:
     config = TrainConfig()
+    checked = len(audited("intl-web") or ())
     lines = [
         "# Model card: platesift-plates",
         "",
@@ -112,9 +114,9 @@ def write_card(out: Path, metrics: dict[str, Any]) -> Path:
         "",
         "intl-web's labels were checked first: most boxes of its car photographs are two to "
         "five times the plate or beside it (by eye: of its 399 test photos that are not "
-        "close-ups, 24 have right boxes). Only its close-ups (every box >= 55% of the image) "
-        "and the 24 checked test photos are used (`training/audit/intl-web.txt`), so its "
-        "report row is mostly close-ups.",
+        f"close-ups, {checked} have right boxes). Only its close-ups (every box >= "
+        f"{CLOSE_UP_AREA:.0%} of the image) and the {checked} checked test photos are used "
+        "(`training/audit/intl-web.txt`), so its report row is mostly close-ups.",
         "",
         f"Training adds {STILLS} synthetic stills: frames of `sim/` street scenes on seeds and "
         "settings of their own (not the scenes the tests measure), with noise, rain, flicker, "
