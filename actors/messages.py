@@ -124,7 +124,9 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """How a task ended. `outcome` is `done`, `rejected` (permanent) or `failed` (transient)."""
+    """How a task ended. `outcome` is `done`, `rejected` (permanent) or `failed` (transient);
+    `fatal` when it failed because the service itself is broken (credentials, model): the
+    service stops rather than pull more."""
 
     task_id: str
     outcome: str
@@ -135,3 +137,4 @@ class TaskOutcome:
     heavy_task: dict[str, object] = field(default_factory=dict)
     dest: str = ""
     seconds: float = 0.0
+    fatal: bool = False

@@ -10,7 +10,8 @@ durable, and the task is completed only after publishing.
 
 A permanent error (bad input) ends in COMPLETING with outcome `rejected`; a transient one
 (hardware, NAS, server, cancellation) returns to IDLE with nothing published or completed, so
-the task is simply pulled again later.
+the task is simply pulled again later. A fatal one (the service's own credentials or model)
+is handled like a transient one, flagged `fatal` so that the service stops.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from platesift.config import Settings
 from platesift.errors import (
     CancelledError,
     DeliveryError,
+    FatalError,
     NasUnavailableError,
     PermanentError,
     PlatesiftError,
@@ -143,6 +145,8 @@ class TaskRunner:
                 dest=spec.dest,
                 seconds=time.monotonic() - started,
             )
+        except FatalError as exc:  # the service is broken, not the task: never reject for it
+            return self._failed(spec, exc, started)
         except PermanentError as exc:
             return self._rejected(spec, sink, exc, started)
         except Exception as exc:
@@ -383,6 +387,7 @@ class TaskRunner:
         )
 
     def _failed(self, spec: TaskSpec, exc: BaseException, started: float) -> TaskOutcome:
+        fatal = isinstance(exc, PlatesiftError) and exc.fatal
         if isinstance(exc, PlatesiftError):
             message, kind = exc.message, exc.kind
         else:
@@ -390,7 +395,7 @@ class TaskRunner:
             message, kind = f"internal error: {type(exc).__name__}: {exc}", "InternalError"
         if self.model.state.value != "IDLE":
             self.model.fail(error=message, kind=kind)
-        self._note(spec, "outcome", "failed", {"error": message, "kind": kind})
+        self._note(spec, "outcome", "failed", {"error": message, "kind": kind, "fatal": fatal})
         return TaskOutcome(
             task_id=spec.task_id,
             outcome="failed",
@@ -398,6 +403,7 @@ class TaskRunner:
             error_kind=kind,
             dest=spec.dest,
             seconds=time.monotonic() - started,
+            fatal=fatal,
         )
 
     def _note(self, spec: TaskSpec, kind: str, event: str, detail: dict[str, Any]) -> None:
@@ -466,6 +472,8 @@ def _delivered(call: Callable[..., None], *args: Any) -> None:
     DeliveryError (transient): the artifacts are committed, so it can never reject the task."""
     try:
         call(*args)
+    except FatalError:
+        raise  # bad credentials: the service stops; the task is retried once they are fixed
     except PermanentError as exc:
         raise DeliveryError(f"the server refused the finished task: {exc.message}") from exc
 

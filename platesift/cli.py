@@ -22,7 +22,7 @@ from platesift import __version__
 if TYPE_CHECKING:
     from actors.messages import TaskOutcome
 from platesift.config import SECRET_KEYS, ProposerSettings, Settings, describe, load_settings
-from platesift.errors import ConfigError, PlatesiftError
+from platesift.errors import ConfigError, FatalError, PlatesiftError
 from platesift.logs import OneLineFormatter, one_line
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_REJECTED, EXIT_TRANSIENT = 0, 1, 2, 3, 4
@@ -164,7 +164,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     if outcome.outcome == "rejected":
         return _fail(outcome.detail, EXIT_REJECTED)
     if outcome.outcome != "done":
-        return _fail(outcome.detail, EXIT_TRANSIENT)
+        return _fail(outcome.detail, EXIT_USAGE if outcome.fatal else EXIT_TRANSIENT)
     _print_summary(outcome)
     return EXIT_OK
 
@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as exc:
+    except (ConfigError, FatalError) as exc:  # the setup, not the input: exit 2
         if args.command in ("preprocess", "demo", "serve"):
             _journal_error(args, exc)
         return _fail(exc.message, EXIT_USAGE)

@@ -2,7 +2,10 @@
 
 The split that matters is permanent vs transient: a permanent error means the input can
 never succeed (the task is completed as `rejected`), a transient one means the world was
-briefly broken (hardware, network, storage) and the task must be retried later.
+briefly broken (hardware, network, storage) and the task must be retried later. A third kind,
+fatal, means the service itself is broken (its credentials, its model): no task can succeed
+until an operator fixes it, so the task is left alone (never rejected for it) and the service
+stops with the configuration exit status instead of working through the queue.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ class PlatesiftError(Exception):
     """Base class of every error platesift raises on purpose."""
 
     permanent: bool = True
+    fatal: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -52,11 +56,18 @@ class OutputError(PermanentError):
     """The output location cannot be used (not a directory, not writable)."""
 
 
-class ModelError(PermanentError):
+class FatalError(PermanentError):
+    """The service's own setup is broken: stop the service, leave the task to be retried once an
+    operator has fixed it. Caught before `PermanentError` wherever a task could be rejected."""
+
+    fatal = True
+
+
+class ModelError(FatalError):
     """A model file or model manifest is missing, corrupt or inconsistent."""
 
 
-class AuthError(PermanentError):
+class AuthError(FatalError):
     """The server refused our credentials (401/403): retrying in a loop cannot help."""
 
 
@@ -107,6 +118,7 @@ __all__ = [
     "CancelledError",
     "ConfigError",
     "DeliveryError",
+    "FatalError",
     "InvalidInputError",
     "LeaseLostError",
     "ModelError",

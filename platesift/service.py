@@ -33,8 +33,8 @@ from platesift import failpoints, systemd
 from platesift.client import Lease, TaskClient
 from platesift.config import Settings, with_task_params
 from platesift.errors import (
-    AuthError,
     ConfigError,
+    FatalError,
     InvalidInputError,
     LeaseLostError,
     NasUnavailableError,
@@ -225,8 +225,8 @@ class Service:
                     self._in_pull = False
             except _Interrupted:
                 break
-            except AuthError as exc:
-                self._note("auth-failed", {"error": exc.message}, kind="error")
+            except FatalError as exc:
+                self._note("fatal", {"error": exc.message, "kind": exc.kind}, kind="error")
                 logger.error("%s; stopping", exc.message)
                 return EXIT_CONFIG
             except PlatesiftError as exc:
@@ -251,8 +251,10 @@ class Service:
             self._failures = 0
             self._pacer.after_task()
             outcome = self._handle(lease)
-            if outcome is not None and outcome.error_kind == "AuthError":
-                logger.error("%s; stopping", outcome.detail)
+            if outcome is not None and outcome.fatal:
+                logger.error("%s; stopping (the task is left for a fixed service)", outcome.detail)
+                fatal = {"error": outcome.detail, "kind": outcome.error_kind}
+                self._note("fatal", fatal, kind="error")
                 return EXIT_CONFIG
             if self.once:
                 break

@@ -44,7 +44,7 @@ STALL_S = 30.0
 SOCKET_TIMEOUT_S = 30.0
 """A connection idle (or sending its request) for this long is closed."""
 
-FAULT_MODES = ("none", "error500", "stall", "close")
+FAULT_MODES = ("none", "error500", "stall", "close", "unauthorized")
 MAX_TEXT = 200
 """Longest task type, worker id or idempotency key."""
 
@@ -385,6 +385,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode == "stall":
             self.app.stall()
             self._send(503, {"error": "injected fault: stall"})
+        elif mode == "unauthorized":  # the token revoked
+            self._send(401, {"error": "injected fault: unauthorized"})
         else:  # close: no answer at all
             self.close_connection = True
         return True

@@ -78,3 +78,47 @@ def plate_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sim.detector_model import write_models
 
     return write_models(tmp_path_factory.mktemp("model"))
+
+
+class FailingDisk:
+    """A real ext4 filesystem on a loop device, mounted at `point`, that can be made to fail
+    every write with EIO the way a dying disk or a NAS whose storage broke does (the kernel's
+    own EXT4_IOC_SHUTDOWN, the ioctl behind `xfs_io -c shutdown`)."""
+
+    SHUTDOWN_IOCTL = 0x8004587D  # _IOR('X', 125, __u32)
+    NOLOGFLUSH = 2
+
+    def __init__(self, point: Path) -> None:
+        self.point = point
+
+    def fail(self) -> None:
+        import fcntl
+        import os
+        import struct
+
+        fd = os.open(self.point, os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, self.SHUTDOWN_IOCTL, struct.pack("I", self.NOLOGFLUSH))
+        finally:
+            os.close(fd)
+
+
+@pytest.fixture
+def failing_disk(tmp_path: Path) -> Iterable[FailingDisk]:
+    """A fresh 16 MiB ext4 mounted from a loop device (root only; skipped where the machine
+    cannot), unmounted after."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a loop device needs root")
+    image, point = tmp_path / "disk.img", tmp_path / "disk"
+    point.mkdir()
+    with image.open("wb") as fh:
+        fh.truncate(16 * 1024 * 1024)
+    steps = (["mkfs.ext4", "-q", "-F", str(image)], ["mount", "-o", "loop", str(image), str(point)])
+    for step in steps:
+        if subprocess.run(step, capture_output=True, check=False).returncode != 0:
+            pytest.skip(f"cannot {step[0]} a loop-device ext4 here")
+    yield FailingDisk(point)
+    subprocess.run(["umount", str(point)], capture_output=True, check=False)

@@ -245,17 +245,17 @@ def model_error_cases(tmp: Path, plate_model: Path) -> dict[str, tuple[list[str]
         "missing-manifest": (
             ["--proposer", "tflite", "--model", str(tmp / "absent.toml")],
             "absent.toml does not exist",
-            3,
+            2,
         ),
         "truncated-model": (
             ["--proposer", "tflite", "--model", str(truncated)],
             "is not a usable TFLite model",
-            3,
+            2,
         ),
         "edgetpu-model-on-cpu": (
             ["--proposer", "tflite", "--model", str(wrong)],
             "is compiled for the Edge TPU, but it is the manifest's cpu_file",
-            3,
+            2,
         ),
         "coral-absent": (
             [

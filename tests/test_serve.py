@@ -334,6 +334,32 @@ def test_wrong_token_stops_at_once(system: System) -> None:
     assert "401" in result.stderr and "wrong" not in result.stderr
 
 
+def test_a_token_revoked_mid_task_stops_the_service_and_leaves_the_task(system: System) -> None:
+    """401 at the publish is the service's fault, not the task's: exit 2, nothing rejected."""
+    task_id = system.submit({"video": "cams/short.mp4"})
+    env, held = held_mid_task(system)
+    proc = system.spawn(env=env)
+    admin = f"{system.server.url}/v1/admin/faults"
+    try:
+        assert wait_until(held.exists)
+        r = requests.post(
+            admin, headers=system.headers, json={"mode": "unauthorized", "count": 1000}, timeout=10
+        )
+        assert r.status_code == 200, r.text
+        held.unlink()
+        assert proc.wait(timeout=30) == 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    requests.post(admin, headers=system.headers, json={"mode": "none"}, timeout=10)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert "401" in stderr and "stopping" in stderr, stderr
+    assert system.task(task_id)["state"] == "leased"  # neither rejected nor done: left for later
+    assert system.heavy() == []
+    assert "fatal" in [e for _, e, _ in journal_events(system)]
+
+
 def test_server_errors_and_dropped_connections_are_survived(system: System) -> None:
     task_id = system.submit({"video": "cams/short.mp4"})
     admin = f"{system.server.url}/v1/admin/faults"

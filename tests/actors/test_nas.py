@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pykka
 import pytest
@@ -37,6 +39,7 @@ from platesift.errors import (
     OutputError,
     PathNotAllowedError,
 )
+from tests.conftest import FailingDisk
 
 TIMEOUT = 10.0
 VIDEO = b"\x00\x00\x00\x18ftypmp42 fake video"
@@ -653,3 +656,38 @@ def test_a_full_scratch_is_one_clear_transient_error(tmpfs: Path) -> None:
     assert "\n" not in info.value.message and str(tmpfs) in info.value.message
     staging.cleanup()
     assert os.listdir(tmpfs) == []
+
+
+def test_a_nas_disk_failing_with_eio_is_an_outage(
+    failing_disk: FailingDisk, tmp_path: Path
+) -> None:
+    """Real EIO from a real filesystem: transient, no manifest, nothing written elsewhere."""
+    nas = Nas(failing_disk.point)
+    dest = nas.resolve("out/t-1")
+    nas.check_output_dir(dest)
+    failing_disk.fail()
+    with pytest.raises(NasUnavailableError, match="Input/output error") as info:
+        nas.commit(_stage(tmp_path / "s"), dest, _fields())
+    assert not info.value.permanent
+    with pytest.raises(NasUnavailableError):
+        nas.check_output_dir(nas.resolve("out/t-2"))
+
+
+@pytest.mark.parametrize("name", ["EIO", "ESTALE", "ENOTCONN", "ENOSPC", "ETIMEDOUT"])
+def test_errnos_of_an_away_nas_are_transient_wherever_they_arise(
+    root: Path, tmp_path: Path, name: str
+) -> None:
+    """ESTALE (NFS) and ENOTCONN (a dead FUSE/SMB mount) cannot be made here for real: they
+    are raised where the OS would raise them, in the copy of the commit and the source stat."""
+    code = getattr(errno, name)
+    dest = root / "out" / "t-1"
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise OSError(code, os.strerror(code))
+
+    with mock.patch("os.replace", failing), pytest.raises(NasUnavailableError) as info:
+        commit(_stage(tmp_path / "s"), dest, _fields(), root=root)
+    assert not info.value.permanent and not (dest / "manifest.json").exists()
+    (root / "v.mp4").write_bytes(b"x")
+    with mock.patch("os.stat", failing), pytest.raises(NasUnavailableError):
+        check_source(root / "v.mp4")

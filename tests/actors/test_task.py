@@ -23,8 +23,14 @@ from fsm.states import State
 from journal import JournalEntry, MemoryJournal
 from models.proposer import Box, NullProposer, Proposal, Proposer
 from platesift.config import Settings, load_settings
-from platesift.errors import ProposerUnavailableError, ProtocolError
-from tests.conftest import moving_box_frames, write_video
+from platesift.errors import (
+    AuthError,
+    ModelError,
+    PlatesiftError,
+    ProposerUnavailableError,
+    ProtocolError,
+)
+from tests.conftest import FailingDisk, moving_box_frames, write_video
 
 
 class Direct:
@@ -67,8 +73,11 @@ class RecordingSink:
 class FailingProposer(Proposer):
     backend = "fake"
 
+    def __init__(self, error: PlatesiftError | None = None) -> None:
+        self.error = error or ProposerUnavailableError("the Edge TPU went away")
+
     def propose(self, luma: np.ndarray, rois: Sequence[Box]) -> list[Proposal]:
-        raise ProposerUnavailableError("the Edge TPU went away")
+        raise self.error
 
 
 def make_runner(
@@ -77,6 +86,7 @@ def make_runner(
     proposer: Proposer | None = None,
     before: Callable[[str], None] | None = None,
     record: Callable[[JournalEntry], None] | None = None,
+    nas: Nas | None = None,
 ) -> tuple[TaskRunner, MemoryJournal]:
     journal = MemoryJournal()
     runner = TaskRunner(
@@ -84,7 +94,7 @@ def make_runner(
         decoder=Direct(Decoder(settings.analysis), before),
         motion=Direct(FrameFilter(settings.analysis, settings.motion, settings.quality)),
         coral=Direct(RegionProposals(proposer or NullProposer())),
-        nas=Direct(Nas(None)),
+        nas=Direct(nas or Nas(None), before),
         record=record or journal.record,
         scratch=tmp / "scratch",
     )
@@ -142,6 +152,8 @@ class RefusingSink(RecordingSink):
         super().publish(heavy_task)
         if self.refuse == "publish":
             raise ProtocolError("422: Idempotency-Key was used for another payload")
+        if self.refuse == "publish-401":
+            raise AuthError("the server refused the token (401)")
 
     def complete(self, outcome: str, detail: dict[str, Any]) -> None:
         super().complete(outcome, detail)
@@ -165,16 +177,65 @@ def test_a_refused_publish_or_completion_never_rejects_the_task(
     assert (last.kind, last.event, last.detail["kind"]) == ("outcome", "failed", "DeliveryError")
 
 
+def test_a_fatal_error_fails_the_task_flagged_fatal_and_never_rejects_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The service's own model broken mid-task, or its token revoked at the publish: the task is
+    not the problem, so it is neither rejected nor completed, and the outcome says `fatal`."""
+    video = write_video(tmp_path / "v.mp4", moving_box_frames(60))
+    broken = FailingProposer(ModelError("plates.tflite is not a usable TFLite model"))
+    runner, journal = make_runner(settings, tmp_path, broken)
+    sink = RecordingSink(tmp_path / "out")
+    outcome = runner.run(spec_for(video, tmp_path / "out"), sink)
+    assert (outcome.outcome, outcome.error_kind, outcome.fatal) == ("failed", "ModelError", True)
+    assert sink.calls == []
+    assert journal.entries[-1].detail["fatal"] is True
+
+    runner, _ = make_runner(settings, tmp_path)
+    refusing = RefusingSink(tmp_path / "out2", "publish-401")
+    outcome = runner.run(spec_for(video, tmp_path / "out2"), refusing)
+    assert (outcome.outcome, outcome.error_kind, outcome.fatal) == ("failed", "AuthError", True)
+    assert [c[0] for c in refusing.calls] == ["publish"]  # never completed, let alone rejected
+
+
 def test_proposer_fault_is_transient(settings: Settings, tmp_path: Path) -> None:
     video = write_video(tmp_path / "v.mp4", moving_box_frames(60))
     runner, journal = make_runner(settings, tmp_path, FailingProposer())
     sink = RecordingSink(tmp_path / "out")
     outcome = runner.run(spec_for(video, tmp_path / "out"), sink)
     assert outcome.outcome == "failed" and outcome.error_kind == "ProposerUnavailableError"
+    assert not outcome.fatal
     assert sink.calls == []  # not published, not completed: the task will be pulled again
     assert not (tmp_path / "out" / "manifest.json").exists()
     assert runner.model.state is State.IDLE
     assert journal.entries[-1].event == "failed"
+
+
+def test_a_nas_disk_failing_at_the_commit_fails_the_task_for_a_retry(
+    settings: Settings, tmp_path: Path, failing_disk: FailingDisk
+) -> None:
+    """Real EIO from the artifact disk right before the commit: transient, nothing published,
+    no manifest, and the retry on a working NAS gives the task its artifacts."""
+    video = write_video(failing_disk.point / "v.mp4", moving_box_frames(60))
+    dest = failing_disk.point / "out" / "t1"
+
+    def before(name: str) -> None:
+        if name == "commit":
+            failing_disk.fail()
+
+    runner, _ = make_runner(settings, tmp_path, nas=Nas(failing_disk.point), before=before)
+    sink = RecordingSink(dest)
+    outcome = runner.run(spec_for(video, dest), sink)
+    assert (outcome.outcome, outcome.error_kind) == ("failed", "NasUnavailableError"), outcome
+    assert sink.calls == []
+    assert not any(failing_disk.point.rglob("manifest.json"))
+    healthy = tmp_path / "nas"
+    healthy.mkdir()
+    video = write_video(healthy / "v.mp4", moving_box_frames(60))
+    runner, _ = make_runner(settings, tmp_path, nas=Nas(healthy))
+    dest = healthy / "out" / "t1"
+    retried = runner.run(spec_for(video, dest), RecordingSink(dest))
+    assert retried.outcome == "done", retried.detail
 
 
 def test_cancel_stops_at_the_next_chunk(settings: Settings, tmp_path: Path) -> None:
