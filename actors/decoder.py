@@ -9,6 +9,9 @@ YUV/grey fall back to decoding in colour and converting (logged once, much slowe
 `actors/video_sources.py`.
 
 Chunks are sized by a memory budget, so memory stays bounded whatever the video's length.
+
+Each frame's `t` is its presentation time from the container, counted from the first frame
+(`FrameClock`): variable frame rates and recording gaps give honest times, not index / fps.
 """
 
 from __future__ import annotations
@@ -35,6 +38,37 @@ MIN_CHUNK_FRAMES = 4
 MAX_CHUNK_FRAMES = 64
 
 
+class FrameClock:
+    """Seconds since the first frame, from each frame's presentation timestamp. A frame with no
+    timestamp, or one that does not move past the last (a duplicate, a broken or wrapped
+    clock), is placed one nominal frame period after the previous frame; `t` never decreases."""
+
+    def __init__(self, fps: float) -> None:
+        self._period = 1.0 / fps
+        self._origin: float | None = None
+        self._last_pts: float | None = None
+        self._last_t: float | None = None
+        self.estimated = 0  # frames whose time came from the frame rate
+
+    def time(self, index: int, pts_s: float | None) -> float:
+        if (
+            pts_s is not None
+            and math.isfinite(pts_s)
+            and (self._last_pts is None or pts_s > self._last_pts)
+        ):
+            if self._origin is None:
+                self._origin = pts_s - index * self._period
+            t = pts_s - self._origin
+            self._last_pts = pts_s
+        else:
+            self.estimated += 1
+            t = index * self._period if self._last_t is None else self._last_t + self._period
+        if self._last_t is not None:
+            t = max(t, self._last_t)
+        self._last_t = t
+        return t
+
+
 class Decoder:
     """Opens one source at a time and hands out chunks of consecutive frames."""
 
@@ -50,6 +84,8 @@ class Decoder:
         self._pending: np.ndarray | None = None
         self._chunk_frames = MIN_CHUNK_FRAMES
         self._ended = False
+        self._clock = FrameClock(25.0)
+        self._first_time: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -70,6 +106,7 @@ class Decoder:
             if first is None:
                 self._raise_if_gone(path, size)
                 raise VideoError(f"{path} has no decodable frames")
+            first_time = source.time_s
         except BaseException:
             source.close()
             raise
@@ -81,6 +118,8 @@ class Decoder:
         self._chunk_frames = max(MIN_CHUNK_FRAMES, min(MAX_CHUNK_FRAMES, budget // frame_bytes))
         self._source = source
         self._pending = first
+        self._first_time = first_time
+        self._clock = FrameClock(info.fps)
         self._next_index = 0
         self._ended = False
         self._info = VideoInfo(
@@ -93,6 +132,7 @@ class Decoder:
             analysis_width=aw,
             analysis_height=ah,
             luma_path=info.luma_path,
+            rotation=source.rotation,
         )
         return self._info
 
@@ -126,21 +166,22 @@ class Decoder:
         budget); an empty chunk at the end."""
         if self._source is None or self._info is None:
             raise RuntimeError("Decoder.next_chunk() called with no video open")
-        info = self._info
         frames: list[Frame] = []
         count = max(self._chunk_frames, min_frames)
         while len(frames) < count and not self._ended:
             full: np.ndarray | None
             if self._pending is not None:
                 full, self._pending = self._pending, None
+                pts = self._first_time
             else:
                 full = self._source.read()
+                pts = self._source.time_s
             if full is None:
                 self._ended = True
                 self._check_complete()
                 break
             index = self._next_index
-            frames.append(Frame(index=index, t=index / info.fps, full=full))
+            frames.append(Frame(index=index, t=self._clock.time(index, pts), full=full))
             self._next_index += 1
         return Chunk(frames=tuple(frames))
 
@@ -148,6 +189,13 @@ class Decoder:
         info = self._info
         assert info is not None
         decoded = self._next_index
+        if self._clock.estimated:
+            logger.info(
+                "%s: %d of %d frames had no usable timestamp; timed by the frame rate",
+                info.path,
+                self._clock.estimated,
+                decoded,
+            )
         self._raise_if_gone(info.path, info.size)
         expected = info.declared_frames
         if (
@@ -200,4 +248,4 @@ class DecoderActor(pykka.ThreadingActor):
         self.decoder.close()
 
 
-__all__ = ["Decoder", "DecoderActor"]
+__all__ = ["Decoder", "DecoderActor", "FrameClock"]

@@ -5,28 +5,36 @@ with any Python and any OpenCV build (the opencv-python wheels have no GStreamer
 This module owns: finding out whether GStreamer with NVIDIA's decoder is installed (probed once
 per pair of executables), the pipeline's argv (never a shell; the video path is one argv element
 and is refused when the pipeline parser could misread it), probing the container with PyAV
-(size, rate, declared frames: no decoding), reading exact I420 frames from a dedicated pipe,
-taking their Y plane, and the subprocess's whole life (its error line, a stall, truncation,
-kill and reap on close).
+(size, rate, declared frames, display rotation: one frame decoded), reading exact I420 frames
+from a dedicated pipe, taking their Y plane, each frame's presentation time (the pipe carries
+bare pixels, so the times come from the container's packets, `PresentationTimes`), and the
+subprocess's whole life (its error line, a stall, truncation, kill and reap on close).
+
+The pipeline scales every frame to the size the container declared at the start, so a
+resolution change mid-stream cannot be seen on this path; `analysis.decoder = pyav` rejects
+such a file instead.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import heapq
 import io
 import logging
 import math
 import os
+import re
 import select
 import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
-from actors.video_sources import SourceInfo
+from actors.video_sources import SourceInfo, check_size, clockwise
 from platesift.errors import ConfigError, TransientError, VideoError
 
 logger = logging.getLogger(__name__)
@@ -34,11 +42,30 @@ logger = logging.getLogger(__name__)
 GST_LAUNCH = "gst-launch-1.0"
 GST_INSPECT = "gst-inspect-1.0"
 HW_DECODER = "nvv4l2decoder"
+DECODER_NAME = "platesift_decoder"
+# `gst-launch -v` prints every caps negotiated; the decoder's output caps carry the size of the
+# frames it decodes, e.g. `/GstPipeline:pipeline0/GstNvV4l2Decoder:platesift_decoder.GstPad:src:
+# caps = video/x-raw(memory:NVMM), format=(string)NV12, width=(int)1920, height=(int)1080, ...`.
+# A second size there is a resolution change (nvvidconv would silently scale it to the first).
+DECODER_CAPS = f":{DECODER_NAME}.GstPad:src: caps = "
+_CAPS_FIELD = {key: re.compile(rf"\b{key}=\(int\)(\d+)") for key in ("width", "height")}
+# gst-launch's own progress lines: never the reason a pipeline failed.
+PROGRESS_PREFIXES = (
+    "/",
+    "Setting pipeline",
+    "Pipeline is",
+    "Redistribute",
+    "New clock",
+    "Got EOS",
+    "Execution ended",
+    "Freeing pipeline",
+    "Got context",
+)
 # Between `filesrc` and the caps filter: demux + parse whatever the container holds, decode on
 # the NVDEC engine, copy (and convert) to system memory with the VIC. `parsebin` offers every
 # stream; gst-launch links the first one nvv4l2decoder accepts (the video) and leaves audio
 # unlinked, exactly like the usual `qtdemux ! h264parse ! nvv4l2decoder`.
-DECODE_ELEMENTS = ("parsebin", "!", HW_DECODER, "!", "nvvidconv")
+DECODE_ELEMENTS = ("parsebin", "!", HW_DECODER, f"name={DECODER_NAME}", "!", "nvvidconv")
 # Codecs `auto` sends to NVDEC: the two every Jetson decodes (the others vary by module, e.g.
 # AV1 only on Orin). Anything else goes to the software decoder; an explicit `gstreamer` tries
 # every codec.
@@ -148,7 +175,7 @@ def pipeline_argv(launch: str, path: str, width: int, height: int, fd: int) -> l
     """The gst-launch argv: I420 frames of exactly width x height, written to `fd`."""
     return [
         launch,
-        "-q",  # no progress messages (frames travel on their own pipe anyway)
+        "-v",  # print negotiated caps: the decoder's tell its frame size (DECODER_CAPS)
         "filesrc",
         f"location={path}",
         "!",
@@ -185,11 +212,13 @@ class Probe:
     fps: float
     declared_frames: float
     codec: str
+    rotation: int = 0  # display rotation, degrees clockwise
 
 
 def probe_video(path: str) -> Probe:
-    """Size, rate, declared frame count and codec from the container (PyAV, no decoding);
-    the same numbers PyAVSource reports, so artifacts do not depend on the decoder."""
+    """Size, rate, declared frame count, codec and display rotation from the container (PyAV;
+    the first frame is decoded for its rotation); the same numbers PyAVSource reports, so
+    artifacts do not depend on the decoder."""
     import av
 
     try:
@@ -208,9 +237,62 @@ def probe_video(path: str) -> Probe:
             fps=float(rate) if rate else 0.0,
             declared_frames=float(stream.frames or 0),
             codec=str(cc.name or ""),
+            rotation=_first_frame_rotation(av, container, stream),
         )
     finally:
         container.close()
+
+
+def _first_frame_rotation(av: Any, container: Any, stream: Any) -> int:
+    try:
+        for frame in container.decode(stream):
+            return clockwise(-int(frame.rotation or 0))
+    except (av.FFmpegError, ValueError):
+        pass  # undecodable in software: the pipeline's own error says more
+    return 0
+
+
+class PresentationTimes:
+    """The presentation times of a video's frames in display order, from its packets alone
+    (PyAV demuxing, no decoding). Packets come in decoding order; a small heap puts them in
+    display order (a decoder holds back at most 16 frames for reordering, H.264 and HEVC)."""
+
+    REORDER = 32
+
+    def __init__(self, path: str) -> None:
+        import av
+
+        self._av: Any = av
+        self._heap: list[int] = []
+        self._ended = False
+        try:
+            self._container: Any = av.open(path)
+            stream = self._container.streams.video[0]
+        except (av.FFmpegError, ValueError, UnicodeDecodeError, IndexError):
+            self._container, self._ended = None, True
+            return
+        self._time_base = stream.time_base
+        self._packets = self._container.demux(stream)
+
+    def next(self) -> float | None:
+        """The next frame's time in seconds, or None (no timestamp, or no more packets)."""
+        while not self._ended and len(self._heap) <= self.REORDER:
+            try:
+                packet = next(self._packets)
+            except (StopIteration, self._av.FFmpegError):
+                self._ended = True
+                break
+            if packet.pts is not None and packet.size:
+                heapq.heappush(self._heap, int(packet.pts))
+        if not self._heap or self._time_base is None:
+            return None
+        return float(heapq.heappop(self._heap) * self._time_base)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self._ended = True
 
 
 def open_gstreamer(path: str, explicit: bool) -> GStreamerSource | None:
@@ -266,11 +348,15 @@ class GStreamerSource:
         )
         self.corrupt = False
         self.frames = 0
+        self.time_s: float | None = None
+        self.rotation = probe.rotation
+        self._times: PresentationTimes | None = None
         self._stall_s = stall_timeout_s
         self._done = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._pipe: io.FileIO | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._sizes: list[tuple[int, int]] = []  # the decoder's frame sizes, in order
         self._stderr_thread: threading.Thread | None = None
         w, h = probe.width, probe.height
         if w <= 0 or h <= 0 or not math.isfinite(probe.fps):
@@ -281,6 +367,7 @@ class GStreamerSource:
             return
         self._y_stride, self._frame_bytes = i420_layout(w, h)
         self._chroma = bytearray(self._frame_bytes - self._y_stride * h)
+        self._times = PresentationTimes(self._location)
         self._start(launch)
 
     def _start(self, launch: str) -> None:
@@ -306,7 +393,7 @@ class GStreamerSource:
         self._pipe = io.FileIO(read_fd, "rb", closefd=True)
         assert self._proc.stdout is not None
         self._stderr_thread = threading.Thread(
-            target=_drain, args=(self._proc.stdout, self._stderr), daemon=True
+            target=_drain, args=(self._proc.stdout, self._stderr, self._sizes), daemon=True
         )
         self._stderr_thread.start()
 
@@ -334,8 +421,21 @@ class GStreamerSource:
         if got < self._frame_bytes:
             self._finish(partial=got)
             return None
+        self._check_sizes()
         self.frames += 1
+        self.time_s = self._times.next() if self._times is not None else None
         return luma if self._y_stride == w else luma[:, :w]
+
+    def _check_sizes(self) -> None:
+        """VideoError once the decoder has reported a second frame size (the notice may come
+        a few frames late; the end of the stream waits for every notice)."""
+        sizes = list(self._sizes)
+        changed = [size for size in sizes if size != sizes[0]]
+        if changed:
+            self._done = True
+            self._stop()
+            first = dataclasses.replace(self.info, width=sizes[0][0], height=sizes[0][1])
+            check_size(self.path, self.frames, first, *changed[0])
 
     def _fill(self, view: memoryview) -> int:
         """Read into `view` until it is full or the pipe ends; bytes read."""
@@ -361,6 +461,7 @@ class GStreamerSource:
         """The pipe ended: reap the pipeline and judge how it ended."""
         self._done = True
         code = self._wait()
+        self._check_sizes()  # every notice is in: the drain thread has ended
         reason = self._error_line()
         if code != 0 and self.frames == 0:
             raise VideoError(f"{self.path}: the GStreamer pipeline failed ({reason})")
@@ -390,7 +491,7 @@ class GStreamerSource:
         return code
 
     def _error_line(self) -> str:
-        lines = [line for line in self._stderr if line]
+        lines = [line for line in self._stderr if line and not line.startswith(PROGRESS_PREFIXES)]
         errors = [line for line in lines if line.startswith("ERROR")]
         line = (errors[:1] or lines[-1:] or [f"{GST_LAUNCH} exited with {self.returncode}"])[0]
         return line[:300]
@@ -410,6 +511,9 @@ class GStreamerSource:
 
     def close(self) -> None:
         self._done = True
+        if self._times is not None:
+            self._times.close()
+            self._times = None
         if self._pipe is not None:
             self._pipe.close()  # a pipeline still writing gets EPIPE
             self._pipe = None
@@ -421,11 +525,27 @@ class GStreamerSource:
             self._proc.stdout.close()
 
 
-def _drain(stream: IO[bytes], lines: collections.deque[str]) -> None:
-    """Keep the last lines of the pipeline's stdout+stderr (and never let the pipe fill)."""
+def decoder_size(line: str) -> tuple[int, int] | None:
+    """The frame size in a `gst-launch -v` line announcing the decoder's output caps."""
+    _, found, caps = line.partition(DECODER_CAPS)
+    if not found:
+        return None
+    width, height = (_CAPS_FIELD[key].search(caps) for key in ("width", "height"))
+    if width is None or height is None:
+        return None
+    return int(width[1]), int(height[1])
+
+
+def _drain(stream: IO[bytes], lines: collections.deque[str], sizes: list[tuple[int, int]]) -> None:
+    """Keep the last lines of the pipeline's stdout+stderr and every frame size its decoder
+    reported (and never let the pipe fill)."""
     try:
         for raw in stream:
-            lines.append(raw.decode("utf-8", "replace").strip())
+            line = raw.decode("utf-8", "replace").strip()
+            size = decoder_size(line)
+            if size is not None:
+                sizes.append(size)
+            lines.append(line)
     except (OSError, ValueError):  # closed under us by close()
         pass
 
@@ -437,7 +557,9 @@ def _short(exc: BaseException) -> str:
 __all__ = [
     "GStreamerSource",
     "GstStatus",
+    "PresentationTimes",
     "clear_probe_cache",
+    "decoder_size",
     "gstreamer_status",
     "i420_layout",
     "location_problem",

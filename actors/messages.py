@@ -29,6 +29,7 @@ class VideoInfo:
     analysis_width: int
     analysis_height: int
     luma_path: bool  # True when frames come straight from the decoder's luma plane
+    rotation: int = 0  # the container's display rotation, degrees clockwise; frames are as stored
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Frame:
     needs, and again only if the frame moved."""
 
     index: int
-    t: float
+    t: float  # presentation time, seconds since the first frame
     full: np.ndarray = field(repr=False, compare=False)
 
 

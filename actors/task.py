@@ -349,6 +349,7 @@ class TaskRunner:
                 "height": info.height,
                 "fps": round(info.fps, 6),
                 "frame_count": counts["decoded"],
+                "rotation": info.rotation,
             },
             "analysis": {"width": info.analysis_width, "height": info.analysis_height},
             "parameters": self.current.effective_parameters(),

@@ -4,6 +4,12 @@ OpenCV's FFmpeg capture (luma plane via `CAP_PROP_CONVERT_RGB` off, one copy per
 Both hand out the full-resolution luma plane of each frame, in order, or None at the end.
 PyAV's is a view into the decoded frame itself (no copy at all), so only kept frames ever
 have their full-resolution pixels touched; it is the default when PyAV is installed.
+
+Each source also says, after every `read()`, the frame's presentation time (`time_s`, from the
+container's timestamps: variable frame rates and gaps are honest) and, after the first, the
+container's display rotation (`rotation`). Frames are handed out as stored, never rotated, by
+every decoder alike; a frame whose size differs from the stream's first is a VideoError (a
+resolution change mid-stream cannot be analysed as one video).
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ class SourceInfo:
 
 class VideoSource(Protocol):
     info: SourceInfo
+    time_s: float | None  # presentation time of the frame read last; None if it had none
+    rotation: int  # display rotation, degrees clockwise (0, 90, 180, 270); known after a read
 
     def read(self) -> np.ndarray | None: ...
 
@@ -145,7 +153,11 @@ class PyAVSource:
             backend="pyav",
         )
         self._frames = self._container.decode(stream)
+        self._path = path
+        self._count = 0
         self.corrupt = False
+        self.time_s: float | None = None
+        self.rotation = 0
 
     def read(self) -> np.ndarray | None:
         try:
@@ -156,6 +168,11 @@ class PyAVSource:
             logger.warning("decoding stopped: %s", _short(exc))
             self.corrupt = True
             return None
+        check_size(self._path, self._count, self.info, frame.width, frame.height)
+        if self._count == 0:
+            self.rotation = clockwise(-int(frame.rotation or 0))
+        self._count += 1
+        self.time_s = frame.time
         if frame.format.name in _AV_LUMA_FORMATS:
             plane = frame.planes[0]
             rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
@@ -171,7 +188,13 @@ class OpenCVSource:
     """OpenCV's FFmpeg capture: the raw luma plane when the pixel format allows, else colour."""
 
     def __init__(self, path: str) -> None:
-        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_CONVERT_RGB, 0])
+        self._path = path
+        self._count = 0
+        self._raw_shape: tuple[int, ...] | None = None
+        self.time_s: float | None = None
+        self.rotation = 0
+        # Never rotated (OpenCV would by default): every decoder hands out frames as stored.
+        cap = _no_rotation(cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_CONVERT_RGB, 0]))
         if not cap.isOpened():
             raise VideoError(f"{path} is not a video OpenCV/FFmpeg can open")
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -186,11 +209,12 @@ class OpenCVSource:
             luma_path=luma,
             backend="opencv",
         )
+        self.rotation = clockwise(int(cap.get(cv2.CAP_PROP_ORIENTATION_META)))
         self._first = self._read(luma) if width > 0 and height > 0 else None
         if self._first is None and luma:
             # The raw plane was not what we expected: fall back to the colour path.
             cap.release()
-            self._cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+            self._cap = _no_rotation(cv2.VideoCapture(path, cv2.CAP_FFMPEG))
             self.info = SourceInfo(
                 width,
                 height,
@@ -204,26 +228,62 @@ class OpenCVSource:
 
     def read(self) -> np.ndarray | None:
         if self._first is not None:
-            first, self._first = self._first, None
-            return first
-        return self._read(self.info.luma_path)
+            (first, self.time_s), self._first = self._first, None
+        else:
+            got = self._read(self.info.luma_path)
+            if got is None:
+                return None
+            first, self.time_s = got
+        self._count += 1
+        return first
 
-    def _read(self, luma: bool) -> np.ndarray | None:
+    def _read(self, luma: bool) -> tuple[np.ndarray, float | None] | None:
         ok, raw = self._cap.read()
         if not ok or raw is None:
             return None
         w, h = self.info.width, self.info.height
+        # POS_MSEC: the presentation time of the frame just read, from the container's start.
+        ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        t = ms / 1000.0 if np.isfinite(ms) else None
         if luma:
-            if raw.ndim != 2 or raw.shape[1] != w or raw.shape[0] < h:
-                return None
-            return raw if raw.shape[0] == h else np.ascontiguousarray(raw[:h])
+            if self._raw_shape is None:
+                if raw.ndim != 2 or raw.shape[1] != w or raw.shape[0] < h:
+                    return None  # not the plane layout we expect: the colour path then
+                self._raw_shape = raw.shape
+            elif raw.shape != self._raw_shape:  # planes of another frame size
+                check_size(self._path, self._count, self.info, raw.shape[1], -1)
+            return (raw if raw.shape[0] == h else np.ascontiguousarray(raw[:h])), t
+        check_size(self._path, self._count, self.info, raw.shape[1], raw.shape[0])
         if raw.ndim == 2:
-            return raw
+            return raw, t
         grey: np.ndarray = cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY)
-        return grey
+        return grey, t
 
     def close(self) -> None:
         self._cap.release()
+
+
+def _no_rotation(cap: cv2.VideoCapture) -> cv2.VideoCapture:
+    if cap.isOpened():
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    return cap
+
+
+def clockwise(degrees: int) -> int:
+    """A display rotation as degrees clockwise, 0 <= d < 360, to the nearest quarter turn."""
+    return (round(degrees / 90) * 90) % 360
+
+
+def check_size(path: str, index: int, info: SourceInfo, width: int, height: int) -> None:
+    """VideoError if frame `index` is not the stream's size: a resolution change mid-stream
+    would otherwise be analysed (and its regions placed) in the wrong pixels."""
+    if (width, height) != (info.width, info.height):
+        size = f"{width}x{height}" if height > 0 else "another size"
+        raise VideoError(
+            f"{path}: the frame size changes mid-stream at frame {index} "
+            f"({info.width}x{info.height} -> {size}); platesift analyses one frame size "
+            "per video: split the recording where it changes"
+        )
 
 
 def _fourcc(value: float) -> bytes:
@@ -241,6 +301,8 @@ __all__ = [
     "SourceInfo",
     "VideoSource",
     "check_backend",
+    "check_size",
+    "clockwise",
     "open_source",
     "pyav_available",
 ]

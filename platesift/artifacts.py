@@ -26,8 +26,9 @@ from typing import Any
 
 from actors.messages import REJECTION_REASONS, KeptFrame
 
-SCHEMA_VERSION = 1
-"""Version of the artifact format; bump on any change of a file's structure or meaning."""
+SCHEMA_VERSION = 2
+"""Version of the artifact format; bump on any change of a file's structure or meaning.
+2: `t` is the frame's presentation time (was index / fps); `video.rotation`."""
 
 MANIFEST_NAME = "manifest.json"
 FRAMES_NAME = "frames.jsonl"
@@ -41,7 +42,7 @@ DECIMALS = 4
 #: keys each manifest section must contain (more are allowed)
 MANIFEST_REQUIRED: dict[str, tuple[str, ...]] = {
     "source": ("path", "size"),
-    "video": ("width", "height", "fps", "frame_count"),
+    "video": ("width", "height", "fps", "frame_count", "rotation"),
     "analysis": ("width", "height"),
     "counts": ("decoded", "kept", "rejected", "regions"),
 }
@@ -177,7 +178,9 @@ def build_manifest(
 
     - `schema_version`: SCHEMA_VERSION; `task_id`: the task's id (or a local run's name).
     - `source`: `path` (as named by the task, relative to the NAS root), `size` (bytes).
-    - `video`: `width`, `height`, `fps`, `frame_count` (frames actually decoded).
+    - `video`: `width`, `height`, `fps` (nominal), `frame_count` (frames actually decoded),
+      `rotation` (the container's display rotation, degrees clockwise; frames and boxes are
+      as stored, unrotated).
     - `analysis`: `width`, `height` of the analysis frames.
     - `parameters`: every setting that can change the bytes (`Settings.effective_parameters()`).
     - `proposer`: `backend`, `model` (see `models.proposer.Proposer`).

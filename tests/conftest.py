@@ -122,3 +122,37 @@ def failing_disk(tmp_path: Path) -> Iterable[FailingDisk]:
             pytest.skip(f"cannot {step[0]} a loop-device ext4 here")
     yield FailingDisk(point)
     subprocess.run(["umount", str(point)], capture_output=True, check=False)
+
+
+def write_timed_video(
+    path: Path,
+    frames: Iterable[np.ndarray],
+    times_s: Iterable[float],
+    *,
+    rotation_ccw: int = 0,
+    container: str | None = None,
+    codec: str = "libx264",
+) -> Path:
+    """Write BGR frames with the given presentation times (variable frame rate, gaps) and an
+    optional display rotation (counter-clockwise, as the container's matrix says), with PyAV."""
+    from fractions import Fraction
+
+    import av
+
+    images = list(frames)
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.height, stream.width = images[0].shape[:2]
+        ms = Fraction(1, 1000)
+        stream.codec_context.time_base = stream.time_base = ms
+        stream.pix_fmt = "yuv420p"
+        if rotation_ccw:
+            stream.set_display_rotation(rotation_ccw)
+        for image, t in zip(images, times_s, strict=True):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = round(t * 1000), ms  # the muxer may change the stream's
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

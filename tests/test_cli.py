@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from journal import Journal
-from tests.conftest import moving_box_frames, write_video
+from tests.conftest import moving_box_frames, write_timed_video, write_video
 
 PLATESIFT = str(Path(sys.executable).with_name("platesift"))
 
@@ -298,4 +298,44 @@ def test_model_backend_problems_are_one_line_at_start(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("platesift: error: ") and fragment in lines[0], lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+    assert not (out / "manifest.json").exists()
+
+
+def test_frame_times_and_rotation_reach_the_artifacts(tmp_path: Path, street: Path) -> None:
+    """A variable-frame-rate, rotated recording (the street scene's frames, a 3 s gap in the
+    middle, then 10 fps): each kept frame's `t` is its own timestamp, not index / fps, and the
+    manifest says how the video is rotated for display."""
+    import json
+
+    import cv2
+
+    cap = cv2.VideoCapture(str(street))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    half = len(frames) // 2
+    times = [i * 0.04 for i in range(half)] + [
+        half * 0.04 + 3.0 + i * 0.1 for i in range(len(frames) - half)
+    ]
+    video = write_timed_video(tmp_path / "vfr.mp4", frames, times, rotation_ccw=90)
+    out = tmp_path / "out"
+    result = run(["preprocess", str(video), "--out", str(out), "--proposer", "none"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["schema_version"] == 2 and manifest["video"]["rotation"] == 270
+    kept = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert len(kept) > 20
+    assert all(f["t"] == round(times[f["frame"]], 4) for f in kept), kept[:3]
+    assert any(f["frame"] >= half for f in kept)  # frames after the gap are there
+
+
+def test_a_resolution_change_is_rejected_in_one_line(tmp_path: Path) -> None:
+    from tests.actors.test_decoder import two_sizes_ts
+
+    video = two_sizes_ts(tmp_path)
+    out = tmp_path / "out"
+    result = run(["preprocess", str(video), "--out", str(out)], tmp_path)
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "frame size changes mid-stream at frame 20" in lines[0], lines
     assert not (out / "manifest.json").exists()

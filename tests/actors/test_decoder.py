@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from actors.decoder import Decoder
+from actors.decoder import Decoder, FrameClock
 from platesift.config import AnalysisSettings, ResourceSettings
 from platesift.errors import NasUnavailableError, VideoError
-from tests.conftest import moving_box_frames, write_video
+from tests.conftest import moving_box_frames, write_timed_video, write_video
 
 BACKENDS = ("pyav", "opencv")
 
@@ -165,3 +165,64 @@ def test_decode_threads_do_not_change_a_single_pixel(small_video: Path) -> None:
 
     one = frames(1)
     assert len(one) == 40 and frames(4) == one and frames(0) == one
+
+
+VFR_TIMES = [0.0, 0.04, 0.08, 1.0, 1.04, 3.0, 3.5, 3.54, 3.58, 7.28]
+
+
+def test_frame_times_are_presentation_times(tmp_path: Path, backend: str) -> None:
+    """Variable frame rate and a recording gap: `t` is each frame's own timestamp."""
+    video = write_timed_video(tmp_path / "vfr.mp4", moving_box_frames(10), VFR_TIMES)
+    d = Decoder(settings(backend, width=160))
+    d.open(str(video), video.stat().st_size)
+    assert [round(f.t, 4) for f in decode_all(d)] == VFR_TIMES
+
+
+def test_rotation_is_recorded_and_frames_stay_as_stored(tmp_path: Path, backend: str) -> None:
+    video = write_timed_video(
+        tmp_path / "rot.mp4", moving_box_frames(5), [i / 25 for i in range(5)], rotation_ccw=90
+    )
+    d = Decoder(settings(backend, width=160))
+    info = d.open(str(video), video.stat().st_size)
+    assert info.rotation == 270  # degrees clockwise: a quarter turn counter-clockwise
+    assert (info.width, info.height) == (320, 240)  # as stored: landscape
+    assert {f.full.shape for f in decode_all(d)} == {(240, 320)}
+
+
+def two_sizes_ts(tmp_path: Path) -> Path:
+    """One MPEG-TS whose resolution changes after 20 frames (two recordings concatenated, as
+    a camera that was reconfigured writes them)."""
+    small = [cv2.resize(f, (160, 120)) for f in moving_box_frames(20)]
+    a = write_timed_video(tmp_path / "a.ts", small, [i / 25 for i in range(20)], container="mpegts")
+    b = write_timed_video(
+        tmp_path / "b.ts",
+        moving_box_frames(20),
+        [(20 + i) / 25 for i in range(20)],
+        container="mpegts",
+    )
+    joined = tmp_path / "two-sizes.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    return joined
+
+
+def test_a_resolution_change_mid_stream_is_a_clear_rejection(tmp_path: Path) -> None:
+    video = two_sizes_ts(tmp_path)
+    d = Decoder(settings("pyav", width=160))
+    d.open(str(video), video.stat().st_size)
+    with pytest.raises(VideoError, match=r"changes mid-stream at frame 20 \(160x120 -> 320x240\)"):
+        decode_all(d)
+
+
+@pytest.mark.parametrize(
+    ("stamps", "want"),
+    [
+        ([10.0, 10.04, 10.5, 12.0], [0.0, 0.04, 0.5, 2.0]),  # counted from the first frame
+        ([None, None, None], [0.0, 0.04, 0.08]),  # no timestamps: the frame rate
+        ([0.0, 0.04, None, 0.12], [0.0, 0.04, 0.08, 0.12]),  # one missing
+        ([0.0, 0.04, 0.04, 0.08], [0.0, 0.04, 0.08, 0.08]),  # a duplicate: never backwards
+        ([5.0, 5.04, 0.0, 0.04], [0.0, 0.04, 0.08, 0.12]),  # the clock jumped back (a wrap)
+    ],
+)
+def test_frame_clock(stamps: list[float | None], want: list[float]) -> None:
+    clock = FrameClock(25.0)
+    assert [round(clock.time(i, s), 6) for i, s in enumerate(stamps)] == want

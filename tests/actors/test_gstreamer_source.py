@@ -22,7 +22,7 @@ from actors.gstreamer_source import GStreamerSource, i420_layout, location_probl
 from actors.video_sources import PyAVSource, open_source
 from platesift.config import AnalysisSettings
 from platesift.errors import ConfigError, TransientError, VideoError
-from tests.conftest import moving_box_frames, write_video
+from tests.conftest import moving_box_frames, write_timed_video, write_video
 from tests.test_cli import run
 
 FAKE_LAUNCH = r'''#!{python}
@@ -39,8 +39,8 @@ def plane(p, rows, cols):
     return np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:rows, :cols]
 
 def i420(frame, w, h):
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
+    if frame.format.name != "yuv420p" or (frame.width, frame.height) != (w, h):
+        frame = frame.reformat(width=w, height=h, format="yuv420p")  # nvvidconv scales
     ys, cs, h2 = ru(w, 4), ru(ru(w, 2) // 2, 4), ru(h, 2)
     buf = np.zeros(ys * h2 + 2 * cs * (h2 // 2), np.uint8)
     buf[: ys * h2].reshape(h2, ys)[:h, :w] = plane(frame.planes[0], h, w)
@@ -57,7 +57,7 @@ if log:
 mode = os.environ.get("FAKE_GST_MODE", "ok")
 limit = int(os.environ.get("FAKE_GST_FRAMES", "5"))
 print("Opening in BLOCKING MODE", flush=True)  # NVIDIA's libraries chatter on stdout
-if args[:2] != ["-q", "filesrc"] or "nvv4l2decoder" not in args:
+if args[:2] != ["-v", "filesrc"] or "nvv4l2decoder" not in args:
     sys.exit("fake gst-launch: unexpected pipeline %r" % args)
 if mode == "fail":
     sys.stderr.write(
@@ -74,9 +74,19 @@ w, h = int(caps["width"]), int(caps["height"])
 out = os.fdopen(fd, "wb")
 if mode == "hang":
     signal.pause()  # until killed
-count = 0
+print("Setting pipeline to PAUSED ...", flush=True)
+name = next(a[len("name="):] for a in args if a.startswith("name="))
+count, size = 0, None
 with av.open(location) as container:
     for frame in container.decode(video=0):
+        if (frame.width, frame.height) != size:  # what gst-launch -v prints on new caps
+            size = (frame.width, frame.height)
+            print(
+                f"/GstPipeline:pipeline0/nvv4l2decoder:{name}.GstPad:src: caps = "
+                f"video/x-raw(memory:NVMM), format=(string)NV12, width=(int){size[0]}, "
+                f"height=(int){size[1]}, framerate=(fraction)25/1",
+                flush=True,
+            )
         data = i420(frame, w, h)
         if count == limit and mode == "truncate":
             out.write(data[: len(data) // 2])
@@ -89,6 +99,7 @@ with av.open(location) as container:
         out.write(data)
         count += 1
 out.flush()
+print("Got EOS from element \"pipeline0\".\nFreeing pipeline ...", flush=True)
 '''
 
 FAKE_INSPECT = r'''#!{python}
@@ -396,3 +407,43 @@ def test_preprocess_explicit_gstreamer_without_it(tmp_path: Path, fake_gst: Fake
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("platesift: error: analysis.decoder = gstreamer needs")
+
+
+def test_times_rotation_and_a_size_change_match_the_software_decoder(
+    tmp_path: Path, fake_gst: FakeGst
+) -> None:
+    """The pipe carries bare pixels: times come from the container's packets (B-frames
+    reordered), the rotation from the probe, a resolution change from the decoder's caps."""
+    fake_gst()
+    times = [0.0, 0.04, 0.08, 1.0, 1.04, 3.0, 3.5, 3.54, 3.58, 7.28]
+    video = write_timed_video(tmp_path / "vfr.mp4", moving_box_frames(10), times, rotation_ccw=90)
+    d = Decoder(AnalysisSettings(decoder="gstreamer", width=160))
+    info = d.open(str(video), video.stat().st_size)
+    assert info.rotation == 270
+    got = []
+    while not (chunk := d.next_chunk()).end:
+        got.extend(round(f.t, 4) for f in chunk.frames)
+    assert got == times
+    d.close()
+
+    from tests.actors.test_decoder import two_sizes_ts
+
+    joined = two_sizes_ts(tmp_path)
+    d = Decoder(AnalysisSettings(decoder="gstreamer", width=160))
+    d.open(str(joined), joined.stat().st_size)
+    with pytest.raises(VideoError, match=r"changes mid-stream at frame \d+ \(160x120 -> 320x240\)"):
+        while not d.next_chunk().end:
+            pass
+    d.close()
+
+
+def test_decoder_caps_lines_are_read_whatever_the_field_order() -> None:
+    head = "/GstPipeline:pipeline0/GstNvV4l2Decoder:platesift_decoder.GstPad:src: caps = "
+    nvmm = "video/x-raw(memory:NVMM), width=(int)1920, height=(int)1080"
+    assert gst.decoder_size(head + nvmm) == (1920, 1080)
+    assert gst.decoder_size(
+        head + "video/x-raw, height=(int)720, format=(string)NV12, width=(int)1280"
+    ) == (1280, 720)
+    other = "/GstPipeline:pipeline0/GstCapsFilter:capsfilter0.GstPad:src: caps = video/x-raw, "
+    other += "width=(int)1, height=(int)1"
+    assert gst.decoder_size(other) is None

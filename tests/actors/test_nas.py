@@ -57,7 +57,7 @@ def _fields(task_id: str = "t-1") -> dict[str, Any]:
     return build_manifest(
         task_id=task_id,
         source={"path": "cam1/a.mp4", "size": len(VIDEO)},
-        video={"width": 1920, "height": 1080, "fps": 25.0, "frame_count": 3},
+        video={"width": 1920, "height": 1080, "fps": 25.0, "frame_count": 3, "rotation": 0},
         analysis={"width": 480, "height": 270},
         parameters={"motion": {"threshold": 18.0}},
         proposer={"backend": "none", "model": None},
@@ -281,7 +281,7 @@ def test_commit_writes_every_file_and_a_matching_manifest(tmp_path: Path) -> Non
     assert sha == hashlib.sha256(tree["manifest.json"]).hexdigest()
     assert json.loads(tree["manifest.json"]) == manifest
     assert tree["manifest.json"] == manifest_json(manifest)
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2
     assert manifest["task_id"] == "t-1"
     for name, data in tree.items():
         if name != "manifest.json":

@@ -184,7 +184,7 @@ def _manifest(**overrides: object) -> dict[str, object]:
     kwargs: dict[str, object] = {
         "task_id": "t-1",
         "source": {"path": "cam1/a.mp4", "size": 1234},
-        "video": {"width": 1920, "height": 1080, "fps": 25.0, "frame_count": 100},
+        "video": {"width": 1920, "height": 1080, "fps": 25.0, "frame_count": 100, "rotation": 0},
         "analysis": {"width": 480, "height": 270},
         "parameters": {"motion": {"threshold": 18.0}},
         "proposer": {"backend": "none", "model": None},
@@ -202,7 +202,7 @@ def _manifest(**overrides: object) -> dict[str, object]:
 
 def test_build_manifest_keys() -> None:
     manifest = _manifest(extra={"worker": "jetson-1"})
-    assert manifest["schema_version"] == SCHEMA_VERSION == 1
+    assert manifest["schema_version"] == SCHEMA_VERSION == 2
     assert sorted(manifest) == sorted(
         [
             "schema_version",
@@ -296,11 +296,11 @@ def test_verify_detects_size_change_and_missing_file(tmp_path: Path) -> None:
 
 def test_verify_detects_missing_or_broken_manifest(tmp_path: Path) -> None:
     assert "manifest missing" in verify_artifact_dir(tmp_path)[0]
-    (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 1, "files": ')
+    (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 2, "files": ')
     assert "unparseable" in verify_artifact_dir(tmp_path)[0]
     (tmp_path / "manifest.json").write_bytes(b"[]")
     assert "not a JSON object" in verify_artifact_dir(tmp_path)[0]
-    (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 1}')
+    (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 2}')
     assert "no 'files'" in verify_artifact_dir(tmp_path)[0]
     (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 99, "files": {}}')
     assert "schema_version 99" in verify_artifact_dir(tmp_path)[0]
@@ -312,7 +312,7 @@ def test_verify_refuses_unsafe_names(tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_bytes(b"x")
     entry = {"size": 1, "sha256": hashlib.sha256(b"x").hexdigest()}
     (inner / "manifest.json").write_bytes(
-        manifest_json({"schema_version": 1, "files": {"../outside.txt": entry}})
+        manifest_json({"schema_version": 2, "files": {"../outside.txt": entry}})
     )
     problems = verify_artifact_dir(inner)
     assert len(problems) == 1 and "unsafe file name" in problems[0]
