@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 MIN_FPS, MAX_FPS = 0.1, 1000.0
 MAX_DURATION_S = 7 * 24 * 3600.0  # a week of video in one file is absurd
 TRUNCATION_TOLERANCE = 0.05  # fewer than 95% of the declared frames decodable = truncated
-MIN_CHUNK_FRAMES = 4
+MIN_CHUNK_FRAMES = 2
 MAX_CHUNK_FRAMES = 64
 
 
@@ -96,7 +96,8 @@ class Decoder:
             self._settings = settings
         s = self._settings
         try:
-            source = open_source(path, s.decoder, s.fast_decode, self._resources.decode_threads)
+            r = self._resources
+            source = open_source(path, s.decoder, s.fast_decode, r.decode_threads, r.decode_mb)
         except VideoError:
             self._raise_if_gone(path, size)
             raise
@@ -113,7 +114,7 @@ class Decoder:
         if not source.info.luma_path:
             logger.warning("%s: no raw luma plane available, decoding in colour (slower)", path)
         aw, ah = analysis_size(info.width, info.height, self._settings.width)
-        frame_bytes = info.width * info.height
+        frame_bytes = info.width * info.height * 3 // 2  # a luma view keeps its whole frame
         budget = self._resources.chunk_mb * 1024 * 1024
         self._chunk_frames = max(MIN_CHUNK_FRAMES, min(MAX_CHUNK_FRAMES, budget // frame_bytes))
         self._source = source

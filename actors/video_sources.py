@@ -98,11 +98,14 @@ def check_backend(backend: str) -> None:
         require_gstreamer()
 
 
-def open_source(path: str, backend: str, fast_decode: str = "off", threads: int = 0) -> VideoSource:
+def open_source(
+    path: str, backend: str, fast_decode: str = "off", threads: int = 0, thread_mb: int = 0
+) -> VideoSource:
     """Open `path` with `backend` (`auto`, `gstreamer`, `pyav` or `opencv`); VideoError if
     undecodable. `auto`: the Jetson's hardware decoder when GStreamer has it (see
     `actors/gstreamer_source.py`), else PyAV if installed, else OpenCV. `fast_decode`
-    (`analysis.fast_decode`) and `threads` (`resources.decode_threads`) apply to PyAV only."""
+    (`analysis.fast_decode`), `threads` (`resources.decode_threads`) and `thread_mb`
+    (`resources.decode_mb`) apply to PyAV only."""
     if backend in ("gstreamer", "auto"):
         from actors.gstreamer_source import open_gstreamer
 
@@ -110,8 +113,19 @@ def open_source(path: str, backend: str, fast_decode: str = "off", threads: int 
         if hardware is not None:
             return hardware
     if backend == "pyav" or (backend == "auto" and pyav_available()):
-        return PyAVSource(path, fast_decode, threads)
+        return PyAVSource(path, fast_decode, threads, thread_mb)
     return OpenCVSource(path)
+
+
+def decode_thread_count(threads: int, thread_mb: int, width: int, height: int) -> int:
+    """`threads` (0: FFmpeg's own choice, one per core plus one), cut so that the frames the
+    threads hold (about two whole 4:2:0 frames each, measured) fit in `thread_mb` MiB (0: no
+    cut). At least one."""
+    wanted = threads or (os.cpu_count() or 1) + 1
+    if thread_mb <= 0 or width <= 0 or height <= 0:
+        return wanted
+    per_thread = 2 * width * height * 3 // 2
+    return max(1, min(wanted, thread_mb * 1024 * 1024 // per_thread))
 
 
 # `analysis.fast_decode` -> FFmpeg's `skip_loop_filter`: which frames skip the in-loop
@@ -124,7 +138,9 @@ _SKIP_LOOP_FILTER = {"skip-deblock": "nokey"}
 class PyAVSource:
     """FFmpeg through PyAV: frame-threaded decoding, luma plane as a zero-copy view."""
 
-    def __init__(self, path: str, fast_decode: str = "off", threads: int = 0) -> None:
+    def __init__(
+        self, path: str, fast_decode: str = "off", threads: int = 0, thread_mb: int = 0
+    ) -> None:
         import av
 
         self._av: Any = av
@@ -138,8 +154,10 @@ class PyAVSource:
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         cc = stream.codec_context
-        if threads:
-            cc.thread_count = threads  # the output is bit-exact whatever the thread count
+        # The output is bit-exact whatever the thread count.
+        cc.thread_count = decode_thread_count(
+            threads, thread_mb, int(cc.width or 0), int(cc.height or 0)
+        )
         if fast_decode in _SKIP_LOOP_FILTER:
             cc.options = {**cc.options, "skip_loop_filter": _SKIP_LOOP_FILTER[fast_decode]}
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -303,6 +321,7 @@ __all__ = [
     "check_backend",
     "check_size",
     "clockwise",
+    "decode_thread_count",
     "open_source",
     "pyav_available",
 ]

@@ -68,7 +68,9 @@ class ResourceSettings:
     changes an artifact's bytes, and they are the service's to set, never a task's (a task
     that could raise them could make the service run out of memory)."""
 
-    chunk_mb: int = _opt(12, "memory budget of one chunk of decoded frames, MiB", 4, 1024)
+    chunk_mb: int = _opt(
+        18, "memory budget of one chunk of decoded frames (whole 4:2:0 frames), MiB", 4, 1024
+    )
     prefetch_chunks: int = _opt(2, "chunks decoded ahead while the current one is analysed", 1, 8)
     propose_backlog_mb: int = _opt(
         48, "region crops of kept frames waiting for the proposer, MiB", 1, 1024
@@ -91,6 +93,13 @@ class ResourceSettings:
         "threads: 6 +5%, 8 +10%, 12 no better; each thread costs about 5-10 MB)",
         0,
         64,
+    )
+    decode_mb: int = _opt(
+        64,
+        "memory FFmpeg's decoding threads may hold, MiB: each holds about two frames, so the "
+        "thread count is cut to fit (all 8 at 1080p, 2 at 4K)",
+        8,
+        4096,
     )
 
 

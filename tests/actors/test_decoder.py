@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from actors.decoder import Decoder, FrameClock
+from actors.video_sources import decode_thread_count
 from platesift.config import AnalysisSettings, ResourceSettings
 from platesift.errors import NasUnavailableError, VideoError
 from tests.conftest import moving_box_frames, write_timed_video, write_video
@@ -67,8 +68,10 @@ def test_colour_fallback_for_non_planar_sources(tmp_path: Path, backend: str) ->
 def test_chunks_are_sized_by_the_memory_budget(small_video: Path, backend: str) -> None:
     d = Decoder(settings(backend, width=160), ResourceSettings(chunk_mb=4))
     d.open(str(small_video), small_video.stat().st_size)
-    # 4 MiB / (320*240) bytes of luma = 54 frames (more than the 40-frame video)
-    assert d.chunk_frames == 54
+    # 4 MiB / (320*240*1.5) bytes of a whole 4:2:0 frame = 36 frames
+    assert d.chunk_frames == 36
+    chunk = d.next_chunk()
+    assert len(chunk.frames) == 36 and len(d.next_chunk().frames) == 4
 
 
 def test_not_a_video(tmp_path: Path, backend: str) -> None:
@@ -226,3 +229,11 @@ def test_a_resolution_change_mid_stream_is_a_clear_rejection(tmp_path: Path) -> 
 def test_frame_clock(stamps: list[float | None], want: list[float]) -> None:
     clock = FrameClock(25.0)
     assert [round(clock.time(i, s), 6) for i, s in enumerate(stamps)] == want
+
+
+def test_decoding_threads_are_cut_to_the_memory_budget() -> None:
+    assert decode_thread_count(8, 64, 1920, 1080) == 8  # 6 MiB a thread: all of them
+    assert decode_thread_count(8, 64, 3840, 2160) == 2  # 24 MiB a thread
+    assert decode_thread_count(8, 8, 7680, 4320) == 1  # never none
+    assert decode_thread_count(3, 0, 3840, 2160) == 3  # no budget: as asked
+    assert decode_thread_count(0, 0, 640, 480) == (os.cpu_count() or 1) + 1  # FFmpeg's choice
