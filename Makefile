@@ -23,6 +23,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -33,7 +34,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python -m platesift.bench
+	$(BIN)/python -m platesift.app.bench
 
 $(TRAIN_STAMP): $(STAMP)
 	@echo "installing the training extra (TensorFlow) into $(VENV) (log: $(VENV)/install.log)"

@@ -24,7 +24,8 @@ import numpy as np
 import pykka
 
 from actors.messages import Chunk, Frame, VideoInfo
-from actors.video_sources import SourceInfo, VideoSource, check_backend, open_source
+from actors.source_facts import SourceInfo, VideoSource
+from actors.video_sources import check_backend, open_source
 from platesift.config import AnalysisSettings, ResourceSettings
 from platesift.downscale import analysis_size
 from platesift.errors import NasUnavailableError, VideoError

@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from actors.video_sources import SourceInfo, check_size, clockwise
+from actors.source_facts import SourceInfo, check_size, clockwise
 from platesift.errors import ConfigError, TransientError, VideoError
 
 logger = logging.getLogger(__name__)

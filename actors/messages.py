@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.proposer import Box
 from platesift.config import Settings
-
-REJECTION_REASONS = ("static", "flat", "dark", "blurry")
+from platesift.records import Box
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class Verdict:
     """The filter's judgement of one frame, and the heuristics measured on the way."""
 
     index: int
-    reason: str | None  # None when kept, else one of REJECTION_REASONS
+    reason: str | None  # None when kept, else one of platesift.records.REJECTION_REASONS
     lighting: float
     blur: float
     motion: float
@@ -70,37 +68,9 @@ class Verdict:
         return self.reason is None
 
 
-@dataclass(frozen=True)
-class Region:
-    """A proposed plate region with its per-region heuristics, as written to frames.jsonl."""
-
-    box: Box
-    score: float
-    distance_m: float | None
-    thumb: str | None
-    proposed_on: int | None = None  # the frame the proposer ran on (this one, or an earlier
-    # one whose box was carried along with the motion: proposer.frame_stride)
-
-
-@dataclass(frozen=True)
-class KeptFrame:
-    """One line of frames.jsonl."""
-
-    index: int
-    t: float
-    lighting: float
-    blur: float
-    motion: float
-    confidence: float
-    regions: tuple[Region, ...]
-
-
 __all__ = [
-    "REJECTION_REASONS",
     "Chunk",
     "Frame",
-    "KeptFrame",
-    "Region",
     "TaskOutcome",
     "TaskSpec",
     "Verdict",

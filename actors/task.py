@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import pykka
 
-from actors.messages import REJECTION_REASONS, KeptFrame, Region, TaskOutcome, TaskSpec, Verdict
+from actors.messages import TaskOutcome, TaskSpec, Verdict
 from actors.nas import Staging
 from fsm.machine import Recorder, TaskModel, build_machine
 from journal.entry import JournalEntry
@@ -46,6 +46,7 @@ from platesift.errors import (
 )
 from platesift.heuristics import confidence, distance_m
 from platesift.priority import lower_this_thread
+from platesift.records import REJECTION_REASONS, KeptFrame, Region
 from platesift.thumbs import encode_thumb
 
 logger = logging.getLogger(__name__)

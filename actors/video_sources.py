@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
+from actors.source_facts import SourceInfo, VideoSource, check_size, clockwise
 from platesift.errors import VideoError
 
 logger = logging.getLogger(__name__)
@@ -60,26 +60,6 @@ try:  # quiet the per-frame "unsupported picture format" warning of OpenCV's raw
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 except AttributeError:  # pragma: no cover - older OpenCV builds
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    width: int
-    height: int
-    fps: float
-    declared_frames: float  # from the container; 0 when unknown
-    luma_path: bool  # frames come straight from the decoder's luma plane
-    backend: str
-
-
-class VideoSource(Protocol):
-    info: SourceInfo
-    time_s: float | None  # presentation time of the frame read last; None if it had none
-    rotation: int  # display rotation, degrees clockwise (0, 90, 180, 270); known after a read
-
-    def read(self) -> np.ndarray | None: ...
-
-    def close(self) -> None: ...
 
 
 def pyav_available() -> bool:
@@ -287,23 +267,6 @@ def _no_rotation(cap: cv2.VideoCapture) -> cv2.VideoCapture:
     return cap
 
 
-def clockwise(degrees: int) -> int:
-    """A display rotation as degrees clockwise, 0 <= d < 360, to the nearest quarter turn."""
-    return (round(degrees / 90) * 90) % 360
-
-
-def check_size(path: str, index: int, info: SourceInfo, width: int, height: int) -> None:
-    """VideoError if frame `index` is not the stream's size: a resolution change mid-stream
-    would otherwise be analysed (and its regions placed) in the wrong pixels."""
-    if (width, height) != (info.width, info.height):
-        size = f"{width}x{height}" if height > 0 else "another size"
-        raise VideoError(
-            f"{path}: the frame size changes mid-stream at frame {index} "
-            f"({info.width}x{info.height} -> {size}); platesift analyses one frame size "
-            "per video: split the recording where it changes"
-        )
-
-
 def _fourcc(value: float) -> bytes:
     v = int(value)
     return bytes((v >> (8 * i)) & 0xFF for i in range(4))
@@ -316,11 +279,7 @@ def _short(exc: BaseException) -> str:
 __all__ = [
     "OpenCVSource",
     "PyAVSource",
-    "SourceInfo",
-    "VideoSource",
     "check_backend",
-    "check_size",
-    "clockwise",
     "decode_thread_count",
     "open_source",
     "pyav_available",

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Box = tuple[int, int, int, int]
-"""(x1, y1, x2, y2) in integer source pixels; x2 and y2 are exclusive."""
+from platesift.records import Box
 
 
 @dataclass(frozen=True)

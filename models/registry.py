@@ -128,7 +128,7 @@ def _manifest(settings: ProposerSettings) -> ModelManifest:
 
 
 def _coral_present() -> bool:
-    from platesift.doctor import coral_devices
+    from models.coral_usb import coral_devices
 
     return bool(coral_devices())
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from actors.messages import REJECTION_REASONS, KeptFrame
+from platesift.records import REJECTION_REASONS, KeptFrame
 
 SCHEMA_VERSION = 2
 """Version of the artifact format; bump on any change of a file's structure or meaning.
@@ -323,6 +323,18 @@ def verify_artifact_dir(path: Path | str) -> list[str]:
     return problems
 
 
+def idempotency_key(task_id: str, manifest_sha256: str) -> str:
+    """The heavy task's idempotency key: the source task and the artifacts' manifest hash.
+
+    A retry that recomputes the same bytes (every crash, outage or restart) sends the same key
+    and gets the original heavy task back: exactly one per source. Artifacts whose bytes
+    changed between attempts (a platesift upgrade) get a heavy task of their own instead of a
+    conflict; the one before names a manifest hash the directory no longer has, which is how
+    the GPU box tells it is superseded.
+    """
+    return f"platesift:{task_id}:heavy:{manifest_sha256[:16]}"
+
+
 __all__ = [
     "DECIMALS",
     "FRAMES_NAME",
@@ -336,6 +348,7 @@ __all__ = [
     "build_manifest",
     "file_digest",
     "frame_line",
+    "idempotency_key",
     "is_safe_member",
     "manifest_json",
     "parse_file_list",

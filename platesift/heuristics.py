@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.proposer import Box
+from platesift.records import Box
 
 
 def distance_m(box: Box, focal_length_px: float, plate_width_m: float) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.proposer import Box
+from platesift.records import Box
 
 
 def crop_with_margin(luma: np.ndarray, box: Box, margin: float) -> np.ndarray:

@@ -34,9 +34,8 @@ from typing import Any
 import requests
 
 from journal import Journal
-from platesift.artifacts import verify_artifact_dir
+from platesift.artifacts import idempotency_key, verify_artifact_dir
 from platesift.scratch import is_empty
-from platesift.service import idempotency_key
 from sim.scenes import preset, render
 from sim.server import TaskServer
 

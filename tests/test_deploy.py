@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from platesift.doctor import CORAL_IDS
+from models.coral_usb import CORAL_IDS
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fsm.diagram import mermaid
-from platesift.cli import build_parser
+from platesift.app.cli import build_parser
 from platesift.config import describe
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import requests
 
-from platesift.artifacts import verify_artifact_dir
+from platesift.app.service import Service
+from platesift.artifacts import idempotency_key, verify_artifact_dir
 from platesift.config import load_settings
 from platesift.scratch import is_empty
-from platesift.service import Service, idempotency_key
 from sim.scenes import preset, render
 from sim.server import TaskServer
 from tests.conftest import wait_until
@@ -562,7 +562,7 @@ def _backoffs(journal_path: Path) -> list[Any]:
 def test_a_server_that_answers_no_task_at_once_does_not_make_the_worker_spin(
     tmp_path: Path,
 ) -> None:
-    from platesift.pacing import MIN_INTERVAL_S, QUICK_EMPTY_LIMIT
+    from platesift.app.pacing import MIN_INTERVAL_S, QUICK_EMPTY_LIMIT
 
     hostile = _Hostile("empty")
     hostile.start()
@@ -578,7 +578,7 @@ def test_a_server_that_answers_no_task_at_once_does_not_make_the_worker_spin(
 
 @pytest.mark.parametrize("mode", ["drip-headers", "drip-body"])
 def test_a_server_that_drips_its_answer_cannot_hold_a_call(mode: str) -> None:
-    from platesift.client import TaskClient
+    from platesift.app.client import TaskClient
     from platesift.config import ServerSettings
     from platesift.errors import ServerUnavailableError
 

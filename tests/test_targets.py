@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from actors.messages import TaskSpec
+from platesift.app.worker import Worker
 from platesift.artifacts import verify_artifact_dir
 from platesift.config import load_settings
-from platesift.worker import Worker
 from sim.scenes import PRESETS, GroundTruth, SceneSpec, Vehicle, preset, render
 
 SCENES: dict[str, SceneSpec] = {name: preset(name) for name in PRESETS if name != "demo"}

@@ -15,8 +15,8 @@ from models.manifest import load_manifest
 from models.plate_geometry import iou
 from models.registry import SHIPPED_MANIFEST, make_proposer, resolve_backend
 from models.tflite_detector import open_cpu
+from platesift.app.stills import read_luma
 from platesift.config import ProposerSettings
-from platesift.stills import read_luma
 
 PHOTOS = Path(__file__).resolve().parent.parent / "data" / "plates"
 MAX_MODEL_BYTES = 6 << 20

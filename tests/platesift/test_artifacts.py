@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.messages import KeptFrame, Region
 from platesift.artifacts import (
     SCHEMA_VERSION,
     RejectionRuns,
@@ -22,6 +21,7 @@ from platesift.artifacts import (
     thumb_name,
     verify_artifact_dir,
 )
+from platesift.records import KeptFrame, Region
 
 FRAME = KeptFrame(
     index=12,

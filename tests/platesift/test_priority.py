@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from platesift.app.worker import Worker
 from platesift.config import load_settings
 from platesift.priority import lower_this_thread
-from platesift.worker import Worker
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux nice")
 

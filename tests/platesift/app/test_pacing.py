@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from platesift.pacing import PullPacer
+from platesift.app.pacing import PullPacer
 
 
 def test_quick_empty_answers_wait_out_the_interval_then_back_off() -> None:

@@ -14,13 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.coral_usb import coral_devices
 from platesift.config import Settings
-
-CORAL_IDS = {
-    ("1a6e", "089a"): "Coral USB (before firmware load)",
-    ("18d1", "9302"): "Coral USB (firmware loaded)",
-}
-USB_ROOT = Path("/sys/bus/usb/devices")
 
 
 @dataclass(frozen=True)
@@ -34,22 +29,6 @@ class Check:
         mark = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}[self.status]
         fix = f"  -> {self.fix}" if self.fix and self.status != "ok" else ""
         return f"[{mark}] {self.name}: {self.detail}{fix}"
-
-
-def coral_devices(root: Path | None = None) -> list[tuple[str, str]]:
-    """(description, link speed in Mbit/s) of every Coral on the USB bus."""
-    root = USB_ROOT if root is None else root
-    found = []
-    for dev in sorted(root.glob("*")) if root.is_dir() else []:
-        try:
-            vid = (dev / "idVendor").read_text().strip()
-            pid = (dev / "idProduct").read_text().strip()
-        except OSError:
-            continue
-        if (vid, pid) in CORAL_IDS:
-            speed = (dev / "speed").read_text().strip() if (dev / "speed").exists() else "?"
-            found.append((f"{CORAL_IDS[(vid, pid)]} at {dev.name}", speed))
-    return found
 
 
 def check_coral(required: bool) -> Check:
@@ -258,7 +237,7 @@ def check_scratch(settings: Settings) -> Check:
 
 
 def check_server(settings: Settings) -> Check:
-    from platesift.client import TaskClient
+    from platesift.app.client import TaskClient
     from platesift.errors import AuthError, PlatesiftError
 
     if not settings.server.token:

@@ -29,8 +29,12 @@ from typing import Any
 from actors.messages import TaskOutcome, TaskSpec
 from actors.nas import Nas
 from journal import JournalEntry
-from platesift import failpoints, systemd
-from platesift.client import Lease, TaskClient
+from platesift import failpoints
+from platesift.app import systemd
+from platesift.app.client import Lease, TaskClient
+from platesift.app.pacing import PullPacer
+from platesift.app.worker import Worker
+from platesift.artifacts import idempotency_key
 from platesift.config import Settings, with_task_params
 from platesift.errors import (
     ConfigError,
@@ -45,9 +49,7 @@ from platesift.errors import (
     ServerUnavailableError,
     TransientError,
 )
-from platesift.pacing import PullPacer
 from platesift.scratch import ScratchLock, prepare_scratch, wipe_scratch
-from platesift.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -61,18 +63,6 @@ EXIT_OK, EXIT_CONFIG = 0, 2
 class _Interrupted(BaseException):
     """Raised by the signal handler to abort a blocking long-poll. A BaseException, so that
     no `except Exception` on the way (the HTTP client's) can mistake it for a server fault."""
-
-
-def idempotency_key(task_id: str, manifest_sha256: str) -> str:
-    """The heavy task's idempotency key: the source task and the artifacts' manifest hash.
-
-    A retry that recomputes the same bytes (every crash, outage or restart) sends the same key
-    and gets the original heavy task back: exactly one per source. Artifacts whose bytes
-    changed between attempts (a platesift upgrade) get a heavy task of their own instead of a
-    conflict; the one before names a manifest hash the directory no longer has, which is how
-    the GPU box tells it is superseded.
-    """
-    return f"platesift:{task_id}:heavy:{manifest_sha256[:16]}"
 
 
 class ServerSink:
@@ -432,4 +422,4 @@ def _sidecar(source: Path) -> dict[str, Any]:
     return data
 
 
-__all__ = ["Heartbeat", "ServerSink", "Service", "idempotency_key"]
+__all__ = ["Heartbeat", "ServerSink", "Service"]

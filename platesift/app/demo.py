@@ -14,9 +14,9 @@ from pathlib import Path
 
 import requests
 
+from platesift.app.service import Service
 from platesift.artifacts import verify_artifact_dir
 from platesift.config import Settings
-from platesift.service import Service
 from sim.commands import format_tasks
 from sim.scenes import preset, render
 from sim.server import TaskServer

@@ -200,8 +200,8 @@ def child(mode: str, video: str, scratch: str) -> dict[str, Any]:
         return plain_decode(mode, video)
 
     from actors.messages import TaskSpec
+    from platesift.app.worker import Worker
     from platesift.config import load_settings
-    from platesift.worker import Worker
 
     mode, fast, _ = mode.partition("+fast")
     backend, _, latency = mode.partition(":")
@@ -254,7 +254,7 @@ def measure(mode: str, video: Path) -> dict[str, Any]:
     """Run one measurement in a child process; add its peak resident memory."""
     with tempfile.TemporaryDirectory(prefix="platesift-bench-") as scratch:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "platesift.bench", "--child", mode, str(video), scratch],
+            [sys.executable, "-m", "platesift.app.bench", "--child", mode, str(video), scratch],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -310,8 +310,8 @@ def scene_recall(
     """Run the worker on each scene (H.264); plate-frame recall and counts, from the
     artifacts, the way tests/test_targets.py measures them."""
     from actors.messages import TaskSpec
+    from platesift.app.worker import Worker
     from platesift.config import load_settings
-    from platesift.worker import Worker
 
     specs = scene_specs()
     settings = load_settings(

@@ -19,8 +19,8 @@ from typing import Any
 
 import requests
 
+from platesift.app.deadline import DeadlineAdapter
 from platesift.config import ServerSettings
-from platesift.deadline import DeadlineAdapter
 from platesift.errors import AuthError, LeaseLostError, ProtocolError, ServerUnavailableError
 
 logger = logging.getLogger(__name__)

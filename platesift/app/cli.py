@@ -138,9 +138,9 @@ def _proposer_overrides(args: argparse.Namespace) -> list[str]:
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from actors.messages import TaskSpec
-    from platesift.progress import ProgressBar
+    from platesift.app.progress import ProgressBar
+    from platesift.app.worker import Worker
     from platesift.scratch import prepare_scratch
-    from platesift.worker import Worker
 
     settings = _settings(args, _proposer_overrides(args))
     video = Path(args.video)
@@ -171,7 +171,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 def cmd_propose(args: argparse.Namespace) -> int:
     from models.registry import make_proposer
-    from platesift.stills import propose_images
+    from platesift.app.stills import propose_images
 
     settings = _settings(args, _proposer_overrides(args)).proposer
     draw_dir = Path(args.draw) if args.draw else None
@@ -249,14 +249,14 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from platesift.service import Service
+    from platesift.app.service import Service
 
     settings = _settings(args)
     return Service(settings, once=args.once, drain=args.drain).run()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from platesift.doctor import run_checks
+    from platesift.app.doctor import run_checks
 
     checks = run_checks(_settings(args), server=not args.no_server)
     for check in checks:
@@ -267,7 +267,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from platesift.demo import run_demo
+    from platesift.app.demo import run_demo
 
     return run_demo(Path(args.out), _settings(args))
 

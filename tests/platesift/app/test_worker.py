@@ -7,8 +7,8 @@ from pathlib import Path
 
 from journal import Journal
 from journal.entry import JournalEntry, now_iso
+from platesift.app.worker import Worker
 from platesift.config import load_settings
-from platesift.worker import Worker
 
 
 def test_a_starting_worker_prunes_the_journal_to_keep_days(tmp_path: Path) -> None:

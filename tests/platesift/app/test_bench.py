@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from platesift.bench import _ratios, _summary, format_table
+from platesift.app.bench import _ratios, _summary, format_table
 
 
 def sample(seconds: float, frames: int = 1500, rss_mb: float = 200, **extra: Any) -> dict:

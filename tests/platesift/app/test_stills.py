@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cv2
 
-PHOTOS = Path(__file__).resolve().parent.parent / "data" / "plates"
+PHOTOS = Path(__file__).resolve().parents[2] / "data" / "plates"
 PLATESIFT = str(Path(sys.executable).with_name("platesift"))
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from platesift.cli import main
+from models.coral_usb import coral_devices
+from platesift.app.cli import main
+from platesift.app.doctor import check_coral, check_server, run_checks
 from platesift.config import load_settings
-from platesift.doctor import check_coral, check_server, coral_devices, run_checks
 from sim.server import TaskServer
 
 
@@ -26,7 +27,7 @@ def test_coral_ids_and_usb2_are_recognised(tmp_path: Path, monkeypatch: pytest.M
     fake_usb(tmp_path, "2-1", "18d1", "9302", "480")
     found = coral_devices(tmp_path)
     assert found == [("Coral USB (firmware loaded) at 2-1", "480")]
-    monkeypatch.setattr("platesift.doctor.USB_ROOT", tmp_path)
+    monkeypatch.setattr("models.coral_usb.USB_ROOT", tmp_path)
     check = check_coral(required=True)
     assert check.status == "warn" and "USB 2" in check.detail
 
@@ -34,7 +35,7 @@ def test_coral_ids_and_usb2_are_recognised(tmp_path: Path, monkeypatch: pytest.M
 def test_missing_coral_fails_only_when_required(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("platesift.doctor.USB_ROOT", tmp_path)
+    monkeypatch.setattr("models.coral_usb.USB_ROOT", tmp_path)
     assert check_coral(required=False).status == "warn"
     assert check_coral(required=True).status == "fail"
 
@@ -87,7 +88,7 @@ def test_jetson_hardware_decoder_check(tmp_path: Path, monkeypatch: pytest.Monke
     import sys
 
     from actors import gstreamer_source
-    from platesift.doctor import check_hw_decoder
+    from platesift.app.doctor import check_hw_decoder
 
     empty, fake = tmp_path / "empty", tmp_path / "fake"
     empty.mkdir()
@@ -95,8 +96,8 @@ def test_jetson_hardware_decoder_check(tmp_path: Path, monkeypatch: pytest.Monke
     for name, code in (("gst-launch-1.0", 0), ("gst-inspect-1.0", 0)):
         (fake / name).write_text(f"#!{sys.executable}\nimport sys\nsys.exit({code})\n")
         (fake / name).chmod(0o755)
-    monkeypatch.setattr("platesift.doctor.JETSON_RELEASE", tmp_path / "nv_tegra_release")
-    monkeypatch.setattr("platesift.doctor.DEVICE_MODEL", tmp_path / "model")
+    monkeypatch.setattr("platesift.app.doctor.JETSON_RELEASE", tmp_path / "nv_tegra_release")
+    monkeypatch.setattr("platesift.app.doctor.DEVICE_MODEL", tmp_path / "model")
     gstreamer_source.clear_probe_cache()
 
     monkeypatch.setenv("PATH", str(empty))
@@ -119,7 +120,7 @@ def test_jetson_hardware_decoder_check(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_model_check(tmp_path: Path, plate_model: Path) -> None:
-    from platesift.doctor import check_model
+    from platesift.app.doctor import check_model
 
     def model_check(*overrides: str) -> tuple[str, str]:
         c = check_model(load_settings(env={}, overrides=list(overrides)))
