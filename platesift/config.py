@@ -81,16 +81,14 @@ class ResourceSettings:
     filter_nice: int = _opt(
         0,
         "how much lower than decoding the filtering threads run (Linux nice steps, 0-19; 0 = "
-        "same priority). Measured on 2 cores: nice 5 was 3% faster with 6 decoding threads, "
-        "1-2% slower with 8 (the default), where the filter waits too long for a core",
+        "same priority)",
         0,
         19,
     )
     decode_threads: int = _opt(
         8,
-        "FFmpeg decoding threads (pyav); 0 = FFmpeg's choice (one per core). More than cores "
-        "keep the cores busy while the filter holds one (measured on 2 cores, against 4 "
-        "threads: 6 +5%, 8 +10%, 12 no better; each thread costs about 5-10 MB)",
+        "FFmpeg decoding threads (pyav), at most; 0 = FFmpeg's choice (one per core, plus "
+        "one). More than cores keep the cores busy while the filter holds one",
         0,
         64,
     )
