@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from models.proposer import Proposal, Proposer
 from models.regions import Crop, propose_on_batch
@@ -56,9 +57,6 @@ class CoralActor(pykka.ThreadingActor):
         self._max_regions = max_regions
         self._logic: RegionProposals | None = None
 
-    def ping(self) -> bool:
-        return True
-
     def load(self) -> dict[str, str | None]:
         """Create the backend in this actor's thread and open it; errors reach the caller's
         future (a transient one leaves the backend created, to be opened again later)."""
@@ -95,4 +93,13 @@ class CoralActor(pykka.ThreadingActor):
             self._logic = None
 
 
-__all__ = ["CoralActor", "ProposerFactory", "RegionProposals"]
+class CoralProxy(ActorMemberMixin, pykka.ActorProxy[CoralActor]):
+    """Typed proxy of a `CoralActor`: `cast(CoralProxy, ref.proxy())`."""
+
+    load = proxy_method(CoralActor.load)
+    ensure_ready = proxy_method(CoralActor.ensure_ready)
+    describe = proxy_method(CoralActor.describe)
+    propose = proxy_method(CoralActor.propose)
+
+
+__all__ = ["CoralActor", "CoralProxy", "ProposerFactory", "RegionProposals"]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors.messages import Chunk, Frame, VideoInfo
 from actors.source_facts import SourceInfo, VideoSource
@@ -222,32 +223,29 @@ class Decoder:
             )
 
 
-class DecoderActor(pykka.ThreadingActor):
-    """Runs a `Decoder` in its own thread so decoding overlaps with analysis."""
+class DecoderActor(pykka.ThreadingActor, Decoder):
+    """A `Decoder` in its own thread, so decoding overlaps with analysis: its methods are the
+    actor's, called through a `DecoderProxy`."""
 
     def __init__(
         self, settings: AnalysisSettings, resources: ResourceSettings | None = None
     ) -> None:
-        super().__init__()
-        self.decoder = Decoder(settings, resources)
-
-    def ping(self) -> bool:
-        return True
-
-    def open(self, path: str, size: int, settings: AnalysisSettings | None = None) -> VideoInfo:
-        return self.decoder.open(path, size, settings)
-
-    def next_chunk(self, min_frames: int = 0) -> Chunk:
-        return self.decoder.next_chunk(min_frames)
-
-    def close(self) -> None:
-        self.decoder.close()
+        pykka.ThreadingActor.__init__(self)
+        Decoder.__init__(self, settings, resources)
 
     def on_stop(self) -> None:
-        self.decoder.close()
+        self.close()
 
     def on_failure(self, *args: object) -> None:
-        self.decoder.close()
+        self.close()
 
 
-__all__ = ["Decoder", "DecoderActor", "FrameClock"]
+class DecoderProxy(ActorMemberMixin, pykka.ActorProxy[DecoderActor]):
+    """Typed proxy of a `DecoderActor`: `cast(DecoderProxy, ref.proxy())`."""
+
+    open = proxy_method(DecoderActor.open)
+    next_chunk = proxy_method(DecoderActor.next_chunk)
+    close = proxy_method(DecoderActor.close)
+
+
+__all__ = ["Decoder", "DecoderActor", "DecoderProxy", "FrameClock"]

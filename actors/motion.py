@@ -14,6 +14,7 @@ import math
 import cv2
 import numpy as np
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors.messages import Chunk, Verdict, VideoInfo
 from models.proposer import Box
@@ -144,8 +145,9 @@ def _scale_box(
     )
 
 
-class MotionActor(pykka.ThreadingActor):
-    """Runs a `FrameFilter` in its own thread."""
+class MotionActor(pykka.ThreadingActor, FrameFilter):
+    """A `FrameFilter` in its own thread (at `resources.filter_nice` below decoding), called
+    through a `MotionProxy`."""
 
     def __init__(
         self,
@@ -154,21 +156,19 @@ class MotionActor(pykka.ThreadingActor):
         quality: QualitySettings,
         nice: int = 0,
     ) -> None:
-        super().__init__()
-        self.filter = FrameFilter(analysis, motion, quality)
-        self._nice = nice  # `resources.filter_nice`
+        pykka.ThreadingActor.__init__(self)
+        FrameFilter.__init__(self, analysis, motion, quality)
+        self._nice = nice
 
     def on_start(self) -> None:
         lower_this_thread(self._nice)
 
-    def ping(self) -> bool:
-        return True
 
-    def start_video(self, info: VideoInfo, settings: Settings | None = None) -> None:
-        self.filter.start_video(info, settings)
+class MotionProxy(ActorMemberMixin, pykka.ActorProxy[MotionActor]):
+    """Typed proxy of a `MotionActor`: `cast(MotionProxy, ref.proxy())`."""
 
-    def judge(self, chunk: Chunk) -> tuple[Verdict, ...]:
-        return self.filter.judge(chunk)
+    start_video = proxy_method(MotionActor.start_video)
+    judge = proxy_method(MotionActor.judge)
 
 
-__all__ = ["FrameFilter", "MotionActor"]
+__all__ = ["FrameFilter", "MotionActor", "MotionProxy"]

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
 from platesift.artifacts import (
     FRAMES_NAME,
@@ -769,47 +770,29 @@ def _check_syntax_local(rel: str) -> None:
         raise InvalidInputError(f"path {rel!r} contains a NUL byte")
 
 
-class NASActor(pykka.ThreadingActor):
-    """Runs a `Nas` in its own thread: NAS I/O may hang for minutes without blocking others.
+class NASActor(pykka.ThreadingActor, Nas):
+    """A `Nas` in its own thread: NAS I/O may hang for minutes without blocking others. Call
+    it through a `NasProxy` and always `.get(timeout=...)` the futures, so errors raised here
+    reach the caller."""
 
-    Thin: every method forwards to the plain object. Call it through a proxy and always
-    `.get(timeout=...)` the futures, so errors raised here reach the caller.
-    """
-
-    def __init__(self, nas: Nas | Path | str | None = None, *, sentinel: str | None = None) -> None:
-        """`nas` is a ready `Nas`, or the NAS root (None: local mode) to build one from."""
-        super().__init__()
-        self._nas = nas if isinstance(nas, Nas) else Nas(nas, sentinel=sentinel)
+    def __init__(self, root: Path | str | None = None, *, sentinel: str | None = None) -> None:
+        pykka.ThreadingActor.__init__(self)
+        Nas.__init__(self, root, sentinel=sentinel)
 
     def on_start(self) -> None:
-        logger.info("NAS actor started, root %s", self._nas.root or "(local mode)")
+        logger.info("NAS actor started, root %s", self.root or "(local mode)")
 
-    def ping(self) -> bool:
-        """True; proves the actor thread is alive and serving its inbox."""
-        return True
 
-    def check_root(self) -> None:
-        self._nas.check_root()
+class NasProxy(ActorMemberMixin, pykka.ActorProxy[NASActor]):
+    """Typed proxy of a `NASActor`: `cast(NasProxy, ref.proxy())`."""
 
-    def resolve(self, rel: str) -> Path:
-        return self._nas.resolve(rel)
-
-    def check_source(self, path: Path | str) -> int:
-        return self._nas.check_source(path)
-
-    def check_output_dir(self, dest: Path | str) -> None:
-        self._nas.check_output_dir(dest)
-
-    def commit(
-        self, staging: Staging, dest: Path | str, manifest_fields: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], str]:
-        return self._nas.commit(staging, dest, manifest_fields)
-
-    def verify(self, dest: Path | str) -> list[str]:
-        return self._nas.verify(dest)
-
-    def remove_if_empty(self, dest: Path | str) -> bool:
-        return self._nas.remove_if_empty(dest)
+    check_root = proxy_method(NASActor.check_root)
+    resolve = proxy_method(NASActor.resolve)
+    check_source = proxy_method(NASActor.check_source)
+    check_output_dir = proxy_method(NASActor.check_output_dir)
+    commit = proxy_method(NASActor.commit)
+    verify = proxy_method(NASActor.verify)
+    remove_if_empty = proxy_method(NASActor.remove_if_empty)
 
 
 __all__ = [
@@ -817,6 +800,7 @@ __all__ = [
     "TMP_SUFFIX",
     "NASActor",
     "Nas",
+    "NasProxy",
     "Staging",
     "check_output_dir",
     "check_root",

@@ -26,9 +26,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.messages import TaskOutcome, TaskSpec, Verdict
-from actors.nas import Staging
+from actors.coral import CoralProxy
+from actors.decoder import DecoderProxy
+from actors.messages import TaskOutcome, TaskSpec, Verdict, VideoInfo
+from actors.motion import MotionProxy
+from actors.nas import NasProxy, Staging
 from fsm.machine import Recorder, TaskModel, build_machine
 from journal.entry import JournalEntry
 from models.proposer import Box, Proposal
@@ -82,10 +86,10 @@ class TaskRunner:
         self,
         settings: Settings,
         *,
-        decoder: Any,
-        motion: Any,
-        coral: Any,
-        nas: Any,
+        decoder: DecoderProxy,
+        motion: MotionProxy,
+        coral: CoralProxy,
+        nas: NasProxy,
         record: Recorder,
         scratch: Path,
     ) -> None:
@@ -125,9 +129,9 @@ class TaskRunner:
                 timeout=DECODE_TIMEOUT_S
             )
             self.motion.start_video(info, settings).get(timeout=ACTOR_TIMEOUT_S)
-            proposer = self.coral.describe().get(timeout=ACTOR_TIMEOUT_S)
-            stride = proposal_stride(settings.proposer.frame_stride, proposer["backend"])
-            proposer = {**proposer, "frame_stride": stride}
+            described = self.coral.describe().get(timeout=ACTOR_TIMEOUT_S)
+            stride = proposal_stride(settings.proposer.frame_stride, str(described["backend"]))
+            proposer: dict[str, Any] = {**described, "frame_stride": stride}
             staging = Staging(self.scratch, spec.task_id)
             counts = self._process(spec, info, stride, staging, progress)
             self.model.publish(**counts)
@@ -158,7 +162,12 @@ class TaskRunner:
             self.cancel.clear()
 
     def _process(
-        self, spec: TaskSpec, info: Any, stride: int, staging: Staging, progress: Progress | None
+        self,
+        spec: TaskSpec,
+        info: VideoInfo,
+        stride: int,
+        staging: Staging,
+        progress: Progress | None,
     ) -> dict[str, Any]:
         """Decode, filter and propose chunk by chunk. The proposer runs on a kept frame when
         `stride` frames have passed since the last one it ran on; the frames between carry its
@@ -326,7 +335,7 @@ class TaskRunner:
     def _commit(
         self,
         spec: TaskSpec,
-        info: Any,
+        info: VideoInfo,
         proposer: dict[str, Any],
         counts: dict[str, Any],
         staging: Staging,
@@ -497,9 +506,6 @@ class TaskActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         lower_this_thread(self.runner.settings.resources.filter_nice)
 
-    def ping(self) -> bool:
-        return True
-
     def run(
         self, spec: TaskSpec, sink: TaskSink | None = None, progress: Progress | None = None
     ) -> TaskOutcome:
@@ -511,4 +517,11 @@ class TaskActor(pykka.ThreadingActor):
         return self.runner.refuse(task_id, attempt, exc, sink)
 
 
-__all__ = ["LocalSink", "TaskActor", "TaskRunner", "TaskSink"]
+class TaskProxy(ActorMemberMixin, pykka.ActorProxy[TaskActor]):
+    """Typed proxy of a `TaskActor`: `cast(TaskProxy, ref.proxy())`."""
+
+    run = proxy_method(TaskActor.run)
+    refuse = proxy_method(TaskActor.refuse)
+
+
+__all__ = ["LocalSink", "TaskActor", "TaskProxy", "TaskRunner", "TaskSink"]

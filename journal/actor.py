@@ -128,10 +128,6 @@ class JournalActor(pykka.ThreadingActor):
             logger.exception("journal actor: unexpected error pruning")
             return 0
 
-    def ping(self) -> bool:
-        """Answers once the actor is processing messages (used at start-up)."""
-        return True
-
     def stats(self) -> JournalStats:
         """The journal's counters (entries recorded and failed, whether it is open)."""
         return self._journal.stats()

@@ -9,18 +9,18 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import pykka
 
-from actors.coral import CoralActor
-from actors.decoder import DecoderActor
+from actors.coral import CoralActor, CoralProxy
+from actors.decoder import DecoderActor, DecoderProxy
 from actors.messages import TaskOutcome, TaskSpec
-from actors.motion import MotionActor
-from actors.nas import NASActor
-from actors.task import Progress, TaskActor, TaskRunner, TaskSink
-from journal import Journal, JournalActor, JournalEntry, journal_sink
+from actors.motion import MotionActor, MotionProxy
+from actors.nas import NASActor, NasProxy
+from actors.task import Progress, TaskActor, TaskProxy, TaskRunner, TaskSink
+from journal import Journal, JournalActor, JournalActorProxy, JournalEntry, journal_sink
 from models.proposer import Proposer
 from models.registry import make_proposer
 from platesift.config import Settings
@@ -52,11 +52,11 @@ class Worker:
         )
         self._nas_root = nas_root
         self._wait_for_proposer = wait_for_proposer
-        self._coral: Any = None
+        self._coral: CoralProxy | None = None
         self._refs: list[pykka.ActorRef[Any]] = []
         self.runner: TaskRunner | None = None
-        self._task: Any = None
-        self._journal: Any = None
+        self._task: TaskProxy | None = None
+        self._journal: JournalActorProxy | None = None
 
     def start(self) -> None:
         s = self.settings
@@ -67,19 +67,29 @@ class Worker:
             journal = self._start(
                 JournalActor.start(Journal(s.journal_path()), s.resources.filter_nice)
             )
-            self._journal = journal.proxy()
+            self._journal = cast(JournalActorProxy, journal.proxy())
             self._prune_journal()
             # The service's own Nas checks the sentinel; the commits go through this one, so
             # it must check it too (without it an unmounted NAS took the artifacts).
             sentinel = s.paths.nas_sentinel or None
-            nas = self._start(NASActor.start(self._nas_root, sentinel=sentinel)).proxy()
-            decoder = self._start(DecoderActor.start(s.analysis, s.resources)).proxy()
-            motion = self._start(
-                MotionActor.start(s.analysis, s.motion, s.quality, s.resources.filter_nice)
-            ).proxy()
-            coral = self._start(
-                CoralActor.start(self._proposer_factory, s.proposer.max_regions)
-            ).proxy()
+            nas = cast(
+                NasProxy, self._start(NASActor.start(self._nas_root, sentinel=sentinel)).proxy()
+            )
+            decoder = cast(
+                DecoderProxy, self._start(DecoderActor.start(s.analysis, s.resources)).proxy()
+            )
+            motion = cast(
+                MotionProxy,
+                self._start(
+                    MotionActor.start(s.analysis, s.motion, s.quality, s.resources.filter_nice)
+                ).proxy(),
+            )
+            coral = cast(
+                CoralProxy,
+                self._start(
+                    CoralActor.start(self._proposer_factory, s.proposer.max_regions)
+                ).proxy(),
+            )
             self._coral = coral
             try:
                 coral.load().get(timeout=START_TIMEOUT_S)  # backend errors surface here, clearly
@@ -97,14 +107,16 @@ class Worker:
                 record=journal_sink(journal).record,
                 scratch=scratch,
             )
-            self._task = self._start(TaskActor.start(self.runner)).proxy()
+            self._task = cast(TaskProxy, self._start(TaskActor.start(self.runner)).proxy())
         except BaseException:
             self.stop()
             raise
 
     def _start(self, ref: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+        """`ref`, once its actor has answered a message (reading a field through the proxy is
+        a round trip through its inbox): a start that hangs or fails surfaces here."""
         self._refs.append(ref)
-        ref.proxy().ping().get(timeout=START_TIMEOUT_S)
+        ref.proxy().actor_urn.get(timeout=START_TIMEOUT_S)
         return ref
 
     def run(
@@ -120,7 +132,7 @@ class Worker:
         """Let the journal forget what is older than `journal.keep_days` (without waiting)."""
         if self._journal is not None:
             try:
-                self._journal.prune.defer(self.settings.journal.keep_days)
+                self._journal.prune(self.settings.journal.keep_days)  # the future is not awaited
             except pykka.ActorDeadError:  # the journal is for diagnostics: never fail for it
                 logger.warning("journal actor is not running; nothing pruned")
 
