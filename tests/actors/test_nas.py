@@ -20,12 +20,12 @@ from actors.nas import (
     Nas,
     NASActor,
     Staging,
-    _make_dirs,
     check_output_dir,
     check_source,
     commit,
     resolve_task_path,
 )
+from actors.nas_commit import make_dirs
 from platesift.artifacts import (
     RejectionRuns,
     build_manifest,
@@ -392,7 +392,7 @@ def test_a_vanished_artifact_directory_is_not_recreated(tmp_path: Path) -> None:
     # what a NAS unmounted mid-commit looks like to the creation of thumbs/
     gone = tmp_path / "mnt" / "out"
     with pytest.raises(NasUnavailableError, match="vanished"):
-        _make_dirs(gone / "thumbs", within=gone)
+        make_dirs(gone / "thumbs", within=gone)
     assert not (tmp_path / "mnt").exists()
 
 
