@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from sim.faults import wait_until as wait_until  # the tests' wait helper, shared with sim
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Wait, without sleeping, until `predicate()` holds: it is re-checked on a short event
+    timeout. True if it held within `timeout` seconds."""
+    tick = threading.Event()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        tick.wait(0.02)
+    return predicate()
 
 
 def write_video(
