@@ -24,6 +24,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sim.server_requests import (
+    COMPILED_ROUTES,
+    FAULT_MODES,
+    MAX_TEXT,
+    ROUTES,
+    Faults,
+    HttpError,
+    bad_request,
+    json_object,
+    only_fields,
+    reject_constant,
+    text_field,
+)
 from sim.taskstore import OUTCOMES, STATES, IdempotencyConflict, LeaseLost, TaskStore
 
 logger = logging.getLogger(__name__)
@@ -44,90 +57,7 @@ STALL_S = 30.0
 SOCKET_TIMEOUT_S = 30.0
 """A connection idle (or sending its request) for this long is closed."""
 
-FAULT_MODES = ("none", "error500", "stall", "close", "unauthorized")
-MAX_TEXT = 200
-"""Longest task type, worker id or idempotency key."""
-
 _TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-ROUTES: tuple[tuple[str, str, str], ...] = (
-    ("POST", "/v1/tasks/pull", "pull"),
-    ("POST", "/v1/tasks", "submit"),
-    ("GET", "/v1/tasks", "list"),
-    ("GET", "/v1/tasks/{task_id}", "get"),
-    ("POST", "/v1/leases/{lease_id}/extend", "extend"),
-    ("POST", "/v1/leases/{lease_id}/complete", "complete"),
-    ("POST", "/v1/admin/faults", "faults"),
-)
-"""(method, path template, handler) of every endpoint; templates as in docs/openapi.yaml."""
-
-
-def _compile(template: str) -> re.Pattern[str]:
-    return re.compile(
-        "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.replace(".", r"\.")) + "$"
-    )
-
-
-_COMPILED = [(method, _compile(tpl), tpl, name) for method, tpl, name in ROUTES]
-
-
-class HttpError(Exception):
-    """A request that ends in an error status with a one-line message."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def _bad(message: str) -> HttpError:
-    return HttpError(400, message)
-
-
-def _text_field(body: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None) -> str:
-    if name not in body:
-        raise _bad(f"missing field '{name}'")
-    value = body[name]
-    if not isinstance(value, str) or not value.strip():
-        raise _bad(f"field '{name}' must be a non-empty string")
-    if len(value) > MAX_TEXT:
-        raise _bad(f"field '{name}' is longer than {MAX_TEXT} characters")
-    if not value.isprintable():
-        raise _bad(f"field '{name}' must not hold control characters")
-    if pattern is not None and not pattern.match(value):
-        raise _bad(f"field '{name}' must match {pattern.pattern}")
-    return value
-
-
-def _only(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in body:
-        if key not in allowed:
-            raise _bad(f"unknown field '{key}'")
-
-
-class _Faults:
-    """The fault switches: the next `count` non-admin requests misbehave as `mode`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.mode = "none"
-        self.count = 0
-
-    def set(self, mode: str, count: int) -> dict[str, Any]:
-        with self._lock:
-            self.mode, self.count = (mode, count) if mode != "none" and count > 0 else ("none", 0)
-            return {"mode": self.mode, "count": self.count}
-
-    def take(self) -> str | None:
-        with self._lock:
-            if self.mode == "none" or self.count <= 0:
-                return None
-            self.count -= 1
-            mode = self.mode
-            if self.count == 0:
-                self.mode = "none"
-            return mode
 
 
 class TaskServer:
@@ -149,7 +79,7 @@ class TaskServer:
             raise ValueError("the token must not be empty (use None for no token)")
         self._token = token.strip().encode() if token is not None else None
         self.store = TaskStore(db_path, lease_s=lease_s, max_attempts=max_attempts, clock=clock)
-        self.faults = _Faults()
+        self.faults = Faults()
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -411,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str) -> tuple[str, dict[str, str]]:
         allowed = []
-        for method, pattern, _, name in _COMPILED:
+        for method, pattern, _, name in COMPILED_ROUTES:
             match = pattern.match(path)
             if match is None:
                 continue
@@ -435,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = self._length()
         if length is None:
             self.close_connection = True
-            raise _bad("Content-Length is not a non-negative integer")
+            raise bad_request("Content-Length is not a non-negative integer")
         if length > MAX_BODY:
             self.close_connection = True
             if length <= DRAIN_LIMIT:
@@ -449,13 +379,15 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if len(raw) < length:
             self.close_connection = True
-            raise _bad("request body is shorter than its Content-Length")
+            raise bad_request("request body is shorter than its Content-Length")
         if not raw.strip():
             return None
         try:
-            return json.loads(raw, parse_constant=_reject_constant)
+            return json.loads(raw, parse_constant=reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise _bad(f"request body is not valid JSON: {str(exc).splitlines()[0]}") from None
+            raise bad_request(
+                f"request body is not valid JSON: {str(exc).splitlines()[0]}"
+            ) from None
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._status = status
@@ -494,36 +426,38 @@ class _Handler(BaseHTTPRequestHandler):
     # --- endpoints ------------------------------------------------------------------------------
 
     def _op_pull(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
-        body = _object(body)
-        _only(body, ("types", "worker", "wait_s"))
+        body = json_object(body)
+        only_fields(body, ("types", "worker", "wait_s"))
         types = body.get("types")
         if "types" not in body:
-            raise _bad("missing field 'types'")
+            raise bad_request("missing field 'types'")
         if not isinstance(types, list) or not types:
-            raise _bad("field 'types' must be a non-empty list of task types")
+            raise bad_request("field 'types' must be a non-empty list of task types")
         for t in types:
             if not isinstance(t, str) or not _TYPE_RE.match(t):
-                raise _bad(f"field 'types' must hold task types matching {_TYPE_RE.pattern}")
-        worker = _text_field(body, "worker")
+                raise bad_request(f"field 'types' must hold task types matching {_TYPE_RE.pattern}")
+        worker = text_field(body, "worker")
         wait_s = body.get("wait_s", 0)
         if isinstance(wait_s, bool) or not isinstance(wait_s, (int, float)):
-            raise _bad("field 'wait_s' must be a number")
+            raise bad_request("field 'wait_s' must be a number")
         if not 0 <= wait_s <= MAX_WAIT_S:
-            raise _bad(f"field 'wait_s' must be between 0 and {MAX_WAIT_S:g}")
+            raise bad_request(f"field 'wait_s' must be between 0 and {MAX_WAIT_S:g}")
         task = self.app.pull(types, worker, float(wait_s))
         return (204, None) if task is None else (200, task)
 
     def _op_submit(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
-        body = _object(body)
-        _only(body, ("type", "payload"))
-        type_ = _text_field(body, "type", _TYPE_RE)
+        body = json_object(body)
+        only_fields(body, ("type", "payload"))
+        type_ = text_field(body, "type", _TYPE_RE)
         if "payload" not in body:
-            raise _bad("missing field 'payload'")
+            raise bad_request("missing field 'payload'")
         if not isinstance(body["payload"], dict):
-            raise _bad("field 'payload' must be a JSON object")
+            raise bad_request("field 'payload' must be a JSON object")
         key = self.headers.get("Idempotency-Key")
         if key is not None and (not key.strip() or len(key) > MAX_TEXT or not key.isprintable()):
-            raise _bad(f"header 'Idempotency-Key' must be 1 to {MAX_TEXT} printable characters")
+            raise bad_request(
+                f"header 'Idempotency-Key' must be 1 to {MAX_TEXT} printable characters"
+            )
         try:
             task, created = self.app.submit(type_, body["payload"], key)
         except IdempotencyConflict as exc:
@@ -535,12 +469,12 @@ class _Handler(BaseHTTPRequestHandler):
         filters: dict[str, str | None] = {"type": None, "state": None}
         for name, values in query.items():
             if name not in filters:
-                raise _bad(f"unknown query parameter '{name}'")
+                raise bad_request(f"unknown query parameter '{name}'")
             if len(values) != 1:
-                raise _bad(f"query parameter '{name}' given more than once")
+                raise bad_request(f"query parameter '{name}' given more than once")
             filters[name] = values[0] or None
         if filters["state"] is not None and filters["state"] not in STATES:
-            raise _bad(f"query parameter 'state' must be one of {', '.join(STATES)}")
+            raise bad_request(f"query parameter 'state' must be one of {', '.join(STATES)}")
         self.app.expire()
         return 200, {"tasks": self.app.store.list(type=filters["type"], state=filters["state"])}
 
@@ -553,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _op_extend(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
         if body is not None:
-            _only(_object(body), ())
+            only_fields(json_object(body), ())
         self.app.expire()
         try:
             return 200, {"expires_in_s": self.app.store.extend(params["lease_id"])}
@@ -561,14 +495,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(409, exc.message) from None
 
     def _op_complete(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
-        body = _object(body)
-        _only(body, ("outcome", "detail"))
-        outcome = _text_field(body, "outcome")
+        body = json_object(body)
+        only_fields(body, ("outcome", "detail"))
+        outcome = text_field(body, "outcome")
         if outcome not in OUTCOMES:
-            raise _bad(f"field 'outcome' must be one of {', '.join(OUTCOMES)}")
+            raise bad_request(f"field 'outcome' must be one of {', '.join(OUTCOMES)}")
         detail = body.get("detail")
         if detail is not None and not isinstance(detail, (dict, str)):
-            raise _bad("field 'detail' must be an object, a string or null")
+            raise bad_request("field 'detail' must be an object, a string or null")
         self.app.expire()
         try:
             return 200, self.app.store.complete(params["lease_id"], outcome, detail)
@@ -576,29 +510,17 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(409, exc.message) from None
 
     def _op_faults(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
-        body = _object(body)
-        _only(body, ("mode", "count"))
-        mode = _text_field(body, "mode")
+        body = json_object(body)
+        only_fields(body, ("mode", "count"))
+        mode = text_field(body, "mode")
         if mode not in FAULT_MODES:
-            raise _bad(f"field 'mode' must be one of {', '.join(FAULT_MODES)}")
+            raise bad_request(f"field 'mode' must be one of {', '.join(FAULT_MODES)}")
         count = body.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1_000_000:
-            raise _bad("field 'count' must be an integer between 0 and 1000000")
+            raise bad_request("field 'count' must be an integer between 0 and 1000000")
         state = self.app.faults.set(mode, count)
         logger.warning("fault injection: next %d request(s): %s", state["count"], state["mode"])
         return 200, state
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if body is None:
-        raise _bad("a JSON object body is required")
-    if not isinstance(body, dict):
-        raise _bad("the request body must be a JSON object")
-    return body
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 __all__ = ["FAULT_MODES", "MAX_BODY", "ROUTES", "HttpError", "TaskServer"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from platesift.app.bench import FAST_MODE, scene_recall
+from platesift.app.bench_clips import FAST_MODE, scene_recall
 
 SCENES = ("street", "night", "shake")  # day, night (lit plates in the dark), camera shake
 

@@ -130,7 +130,7 @@ def test_source_vanishing_mid_read_is_transient(tmp_path: Path, backend: str) ->
 
 
 def test_fast_decode_skips_deblocking_on_h264(tmp_path: Path) -> None:
-    from platesift.app.bench import encode_h264
+    from platesift.app.bench_clips import encode_h264
 
     rng = np.random.default_rng(3)
     frames = [
