@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench faults model clean
+.PHONY: install demo test check lint typecheck unit bench faults model clean
 TRAIN_STAMP := $(VENV)/.train-installed
 DATA ?= ../shared/datasets/plates
 
@@ -32,6 +32,10 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The edit loop: lint, types and every test not marked slow (under a minute).
+check: lint typecheck
+	$(BIN)/pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m platesift.app.bench

@@ -524,4 +524,11 @@ class TaskProxy(ActorMemberMixin, pykka.ActorProxy[TaskActor]):
     refuse = proxy_method(TaskActor.refuse)
 
 
-__all__ = ["LocalSink", "TaskActor", "TaskProxy", "TaskRunner", "TaskSink"]
+__all__ = [
+    "LocalSink",
+    "Progress",
+    "TaskActor",
+    "TaskProxy",
+    "TaskRunner",
+    "TaskSink",
+]

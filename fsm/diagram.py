@@ -31,5 +31,8 @@ def mermaid() -> str:
     return "\n".join(keep) + "\n"
 
 
+__all__ = ["mermaid"]
+
+
 if __name__ == "__main__":  # pragma: no cover
     print(mermaid(), end="")

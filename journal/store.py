@@ -507,6 +507,7 @@ def _describe(exc: BaseException) -> str:
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "MIGRATION_SET",
     "RETRY_AFTER_S",
     "SCHEMA_VERSION",
     "WARN_EVERY",

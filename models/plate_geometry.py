@@ -176,6 +176,7 @@ __all__ = [
     "GRID",
     "INPUT_SIZE",
     "MAX_DETECTIONS",
+    "MAX_LEVEL_RATIO",
     "MAX_PLATE_PX",
     "MIN_PLATE_PX",
     "STRIDE",

@@ -113,7 +113,10 @@ def load_edgetpu_delegate(runtime: Runtime, device: str, loader: Any = None) -> 
 
 
 __all__ = [
+    "EDGETPU_HINT",
     "EDGETPU_LIBRARY",
+    "INSTALL_HINT",
+    "RUNTIME_MODULES",
     "Runtime",
     "edgetpu_library_found",
     "find_runtime",

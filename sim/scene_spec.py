@@ -195,4 +195,18 @@ def frame_count(spec: SceneSpec) -> int:
     return round(spec.seconds * spec.fps)
 
 
-__all__ = ["FrameTruth", "GroundTruth", "PlateTruth", "SceneSpec", "Vehicle", "frame_count"]
+__all__ = [
+    "AE_PERIOD_S",
+    "MAX_READABLE_BLUR_PX",
+    "MIN_READABLE_PLATE_PX",
+    "NIGHT_LEVEL",
+    "PLATE_EMISSION",
+    "Frame",
+    "FrameTruth",
+    "GroundTruth",
+    "Image",
+    "PlateTruth",
+    "SceneSpec",
+    "Vehicle",
+    "frame_count",
+]

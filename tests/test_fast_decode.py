@@ -11,6 +11,8 @@ import pytest
 
 from platesift.app.bench_clips import FAST_MODE, scene_recall
 
+pytestmark = pytest.mark.slow  # `make check` leaves it out; `make test` runs it
+
 SCENES = ("street", "night", "shake")  # day, night (lit plates in the dark), camera shake
 
 

@@ -29,6 +29,8 @@ from sim.scenes import preset, render
 from sim.server import TaskServer
 from tests.conftest import wait_until
 
+pytestmark = pytest.mark.slow  # `make check` leaves it out; `make test` runs it
+
 PLATESIFT = str(Path(sys.executable).with_name("platesift"))
 TOKEN = "test-token-0123456789"
 

@@ -25,6 +25,8 @@ from platesift.artifacts import verify_artifact_dir
 from platesift.config import load_settings
 from sim.scenes import PRESETS, GroundTruth, SceneSpec, Vehicle, preset, render
 
+pytestmark = pytest.mark.slow  # `make check` leaves it out; `make test` runs it
+
 SCENES: dict[str, SceneSpec] = {name: preset(name) for name in PRESETS if name != "demo"}
 SCENES["everything"] = dataclasses.replace(
     preset("street"),

@@ -167,3 +167,6 @@ def write_card(out: Path, metrics: dict[str, Any]) -> Path:
     path = out / CARD_FILE
     path.write_text("\n".join(lines))
     return path
+
+
+__all__ = ["CARD_FILE", "REPORT_SPLIT", "SOURCES", "TUNE_SPLIT", "write_card"]

@@ -108,3 +108,16 @@ def load_grey(path: Path) -> np.ndarray:
     if image is None:
         raise SystemExit(f"cannot read image {path}")
     return image
+
+
+__all__ = [
+    "AUDIT_DIR",
+    "CLOSE_UP_AREA",
+    "LABEL_AUDITS",
+    "SPLITS",
+    "Sample",
+    "audited",
+    "load_grey",
+    "read_dataset",
+    "read_source",
+]

@@ -142,3 +142,20 @@ def evaluate_and_write(samples: Sequence[Sample], out: Path) -> dict[str, Any]:
         for source, m in metrics[split].items():
             print(f"{split:6} {source:12} {json.dumps(m)}", flush=True)
     return metrics
+
+
+__all__ = [
+    "IOU",
+    "LOW_THRESHOLD",
+    "MAX_BOXES_PER_IMAGE",
+    "METRICS_FILE",
+    "MIN_READABLE_PX",
+    "THRESHOLDS",
+    "Scored",
+    "detect_all",
+    "evaluate_and_write",
+    "match",
+    "per_source",
+    "pick_threshold",
+    "scores_at",
+]

@@ -75,3 +75,15 @@ def export(weights: Path, samples: Sequence[Sample], out: Path, config: TrainCon
     manifest.write_text(manifest_text(DEFAULT_THRESHOLD))
     print(f"wrote {out / MODEL_FILE} ({(out / MODEL_FILE).stat().st_size} bytes)", flush=True)
     return manifest
+
+
+__all__ = [
+    "CALIBRATION_CROPS",
+    "DEFAULT_THRESHOLD",
+    "MANIFEST_FILE",
+    "MODEL_FILE",
+    "convert",
+    "export",
+    "manifest_text",
+    "representative",
+]

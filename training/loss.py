@@ -27,3 +27,6 @@ def box_l1(box_true: Any, box_pred: Any, weight: Any) -> Any:
 
 def total(heat_true: Any, box_true: Any, weight: Any, heat_pred: Any, box_pred: Any) -> Any:
     return focal(heat_true, heat_pred) + BOX_WEIGHT * box_l1(box_true, box_pred, weight)
+
+
+__all__ = ["BOX_WEIGHT", "box_l1", "focal", "total"]

@@ -58,3 +58,6 @@ def build(size: int, batch: int | None = None) -> keras.Model:
     )(_conv(p, PYRAMID[0]))
     box = layers.Conv2D(4, 1, name="box")(_conv(p, PYRAMID[0]))
     return keras.Model(inp, [heat, box], name="platesift_plates")
+
+
+__all__ = ["PYRAMID", "WIDTHS", "build"]

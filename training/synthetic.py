@@ -80,3 +80,6 @@ def synthetic_stills(count: int = STILLS, seed: int = 0) -> list[tuple[Sample, n
         sample = Sample(SOURCE, Path(SOURCE) / f"{scene_seed}.png", "train", plates)  # type: ignore[arg-type]
         out.append((sample, grey))
     return out
+
+
+__all__ = ["SEED_BASE", "SIZES", "SOURCE", "STILLS", "synthetic_stills"]

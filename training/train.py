@@ -141,3 +141,6 @@ def train(photos: Photos, config: TrainConfig, out: Path) -> Path:
     path = out / "plates.weights.h5"
     model.save_weights(path)
     return path
+
+
+__all__ = ["TRAIN_CROP", "Photos", "TrainConfig", "batches", "train"]

@@ -400,5 +400,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if all(results["targets"].values()) else 1
 
 
+__all__ = [
+    "FixedLatencyProposer",
+    "child",
+    "format_table",
+    "main",
+    "measure",
+    "plain_decode",
+    "run",
+]
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -360,5 +360,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_TRANSIENT)
 
 
+__all__ = [
+    "COMMANDS",
+    "PROPOSER_CHOICES",
+    "build_parser",
+    "cmd_demo",
+    "cmd_doctor",
+    "cmd_journal",
+    "cmd_preprocess",
+    "cmd_propose",
+    "cmd_serve",
+    "cmd_settings",
+    "cmd_sim",
+    "main",
+]
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

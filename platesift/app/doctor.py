@@ -277,4 +277,12 @@ def run_checks(settings: Settings, *, server: bool = True) -> list[Check]:
     return [c() for c in checks]
 
 
-__all__ = ["Check", "coral_devices", "run_checks"]
+__all__ = [
+    "Check",
+    "check_coral",
+    "check_hw_decoder",
+    "check_model",
+    "check_server",
+    "coral_devices",
+    "run_checks",
+]

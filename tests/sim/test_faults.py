@@ -11,6 +11,8 @@ import pytest
 
 from sim.faults import _plan, add_parser, cmd_faults, run_trials
 
+pytestmark = pytest.mark.slow  # `make check` leaves it out; `make test` runs it
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:

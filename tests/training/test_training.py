@@ -18,6 +18,8 @@ from sim.plates import render_plate
 
 from ..conftest import textured
 
+pytestmark = pytest.mark.slow  # `make check` leaves it out; `make test` runs it
+
 pytest.importorskip("tensorflow")
 
 
