@@ -9,14 +9,18 @@ DIR are the switches (the real backends never look at them):
   transfer fails. The device is back when the file is removed.
 - `abort`: abort the process (SIGABRT, no Python exception) at an inference.
 - `hang`: block forever inside an inference, as a wedged `invoke()` does.
+- `segfault`: crash the process with SIGSEGV at an inference, as a libedgetpu built against
+  another TensorFlow version than the runtime's does (google-coral/edgetpu issue 812).
 
-`abort` and `hang` may hold a number N: the fault fires after N more inferences. A fault that
-fires removes its file first, so the restarted process works again (one fault per file).
+`abort`, `hang` and `segfault` may hold a number N: the fault fires after N more inferences.
+A fault that fires removes its file first, so the restarted process works again (one fault per
+file).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,6 +66,9 @@ class FakeEdgeTpu(Proposer):
             os.abort()  # a USB transfer to a vanished device: libedgetpu aborts
         if self._fires("abort"):
             os.abort()
+        if self._fires("segfault"):
+            signal.signal(signal.SIGSEGV, signal.SIG_DFL)  # no faulthandler: die as C code does
+            os.kill(os.getpid(), signal.SIGSEGV)
         if self._fires("hang"):
             threading.Event().wait()  # never returns: the parent's deadline kills us
 

@@ -31,7 +31,11 @@ logger = logging.getLogger(__name__)
 
 MIN_SEGMENT_BYTES = 4 << 20
 BACKOFF_BASE_S = 0.5
-_SIGNALS = {6: "aborted (SIGABRT: libedgetpu aborts when a USB transfer fails)", 9: "killed"}
+_SIGNALS = {
+    6: "aborted (SIGABRT: libedgetpu aborts when a USB transfer fails)",
+    9: "killed",
+    11: "crashed (SIGSEGV: e.g. a libedgetpu built for another TFLite runtime version)",
+}
 
 
 class IsolatedProposer(Proposer):

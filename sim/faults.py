@@ -7,8 +7,8 @@ drain, and checks the guarantees against a golden uninterrupted run.
 
 The proposer is the fake Edge TPU (`models.fake_edgetpu`: the synthetic CPU model in a child
 process, behind switch files) in every trial and in the golden run, so `tpu` faults fail the
-way a USB Coral does: the inference process aborts, hangs past its deadline, or finds no
-device, and comes back.
+way a USB Coral does: the inference process aborts, segfaults, hangs past its deadline, or
+finds no device, and comes back.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def _inject(
     """Start the first worker and inject the fault; the monotonic time recovery starts from
     (the restarted worker's spawn, the NAS's return, the server's restart, the Coral's
     return), or None."""
-    if kind == "tpu" and phase in ("abort", "hang"):
+    if kind == "tpu" and phase in ("abort", "hang", "segfault"):
         # Armed before the start: the fault hits a random inference of the whole run.
         nth = rng.randrange(max(1, inferences))
         (system.tpu / phase).write_text(str(nth))

@@ -672,7 +672,7 @@ def test_power_cut_mid_decode_then_identical_to_an_uninterrupted_run(system: Sys
     assert is_empty(system.root / "scratch")
 
 
-# --- the Coral: a fake Edge TPU that aborts, hangs or is absent --------------------------------
+# --- the Coral: a fake Edge TPU that aborts, segfaults, hangs or is absent ---------------------
 
 
 def with_fake_tpu(system: System, plate_model: Path) -> Path:
@@ -698,7 +698,7 @@ def journal_events(system: System) -> list[tuple[str, str, dict[str, Any]]]:
         return []
 
 
-@pytest.mark.parametrize("fault", ["abort", "hang"])
+@pytest.mark.parametrize("fault", ["abort", "hang", "segfault"])
 def test_a_tpu_fault_fails_the_task_transiently_and_the_retry_is_identical(
     system: System, plate_model: Path, fault: str
 ) -> None:

@@ -94,6 +94,19 @@ def test_an_abort_fails_the_request_and_the_child_restarts_after_backoff(
     assert fake_tpu.restarts == 1 and fake_tpu.faults == 0
 
 
+def test_a_segfault_is_a_tpu_fault_like_an_abort(
+    fake_tpu: IsolatedProposer, control: Path, clock: FakeClock
+) -> None:
+    imgs, _ = images()
+    good = fake_tpu.propose_many(imgs)
+    (control / "segfault").write_text("0")
+    with pytest.raises(ProposerUnavailableError, match=r"crashed \(SIGSEGV"):
+        fake_tpu.propose_many(imgs)
+    assert not fake_tpu.alive and not (control / "segfault").exists()
+    clock.advance(1.0)
+    assert fake_tpu.propose_many(imgs) == good  # a new child, the same answers
+
+
 def test_backoff_grows_with_each_fault_and_is_capped(
     plate_model: Path, control: Path, clock: FakeClock
 ) -> None:

@@ -26,9 +26,15 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 def test_plan_covers_every_kind_and_every_power_phase() -> None:
-    plan = _plan(16, 7, ["power", "tpu", "nas", "server"])
+    plan = _plan(20, 7, ["power", "tpu", "nas", "server"])
     assert {kind for kind, _ in plan} == {"power", "tpu", "nas", "server"}
-    assert {p for k, p in plan if k == "tpu"} == {"abort", "hang", "unplug", "absent-at-start"}
+    assert {p for k, p in plan if k == "tpu"} == {
+        "abort",
+        "hang",
+        "segfault",
+        "unplug",
+        "absent-at-start",
+    }
     assert {p for k, p in plan if k == "power"} == {
         "running",
         "after_manifest",
@@ -36,7 +42,7 @@ def test_plan_covers_every_kind_and_every_power_phase() -> None:
         "before_complete",
     }
     assert {p for k, p in plan if k == "server"} == {"restart", "error500", "close"}
-    assert plan == _plan(16, 7, ["power", "tpu", "nas", "server"])  # the seed decides
+    assert plan == _plan(20, 7, ["power", "tpu", "nas", "server"])  # the seed decides
 
 
 def test_every_fault_kind_is_survived(workdir: Path) -> None:
@@ -70,16 +76,16 @@ def test_every_fault_kind_is_survived(workdir: Path) -> None:
 
 
 def test_every_coral_failure_mode_is_survived(workdir: Path) -> None:
-    report = run_trials(4, 1, ["tpu"], workdir / "tpu", None)
+    report = run_trials(5, 1, ["tpu"], workdir / "tpu", None)
     modes = {t.phase.split("@")[0].split("+")[0] for t in report.trials}
-    assert modes == {"abort", "hang", "unplug", "absent-at-start"}
+    assert modes == {"abort", "hang", "segfault", "unplug", "absent-at-start"}
     failed = {t.trial: [c for c in t.checks if not c.ok] for t in report.trials if not t.passed}
     assert failed == {}, report.table()
     for t in report.trials:
         if not t.phase.startswith("unplug"):
             journal = next(c for c in t.checks if c.name == "journal")
             assert "proposer fault journaled" in journal.reason, journal.reason
-        if t.phase.startswith(("abort", "hang")):
+        if t.phase.startswith(("abort", "hang", "segfault")):
             attempts = next(c for c in t.checks if c.name == "final").reason
             assert ": 2" in attempts, attempts  # the hit task failed once, then succeeded
 
