@@ -109,4 +109,4 @@ def edgetpu_problems(path: Path) -> list[str]:
     return problems
 
 
-__all__ = ["EDGETPU_OPS", "edgetpu_problems", "model_ops"]
+__all__ = ["EDGETPU_OPS", "POST_PROCESS_OP", "edgetpu_problems", "model_ops"]

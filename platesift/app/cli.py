@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--drain", action="store_true", help="exit when no work is left")
     settings_args(p)
 
+    p = sub.add_parser("model", help="the plate model: its Edge TPU build")
+    msub = p.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
+    mc = msub.add_parser("compile", help="compile the model for the Edge TPU (edgetpu_compiler)")
+    mc.add_argument("--out", default="plates-edgetpu", metavar="DIR", help="where to write it")
+    mc.add_argument(
+        "--model", metavar="MANIFEST", help="the model manifest (default: the shipped model)"
+    )
+
     p = sub.add_parser("sim", help="simulation tools")
     ssub = p.add_subparsers(dest="sim_command", required=True, parser_class=_Parser)
     from sim.commands import add_parsers
@@ -272,6 +280,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), _settings(args))
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    from models.edgetpu_compile import compile_for_edgetpu
+    from models.registry import SHIPPED_MANIFEST
+
+    manifest = Path(args.model) if args.model else SHIPPED_MANIFEST
+    result = compile_for_edgetpu(manifest, Path(args.out))
+    total = result.on_edgetpu + result.on_cpu
+    left = f" (on the CPU: {', '.join(result.cpu_ops)})" if result.cpu_ops else ""
+    print(f"{result.on_edgetpu} of {total} operations run on the Edge TPU{left}")
+    print(f"wrote {result.edgetpu_file} and {result.manifest}")
+    print(f"use it: proposer.model = {result.manifest.resolve()}")
+    return EXIT_OK
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     if args.sim_command != "scene":
         code: int = args.sim_func(args)
@@ -310,6 +332,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "doctor": cmd_doctor,
     "serve": cmd_serve,
+    "model": cmd_model,
     "sim": cmd_sim,
 }
 
@@ -367,6 +390,7 @@ __all__ = [
     "cmd_demo",
     "cmd_doctor",
     "cmd_journal",
+    "cmd_model",
     "cmd_preprocess",
     "cmd_propose",
     "cmd_serve",
