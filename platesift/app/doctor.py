@@ -9,11 +9,13 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from models import coral_usb
 from models.coral_usb import coral_devices
 from platesift.config import Settings
 
@@ -195,6 +197,14 @@ def check_nas(settings: Settings) -> Check:
     path = Path(root)
     if not path.is_dir():
         return Check("NAS", "fail", f"{root} is not a directory", "mount the NAS there")
+    sentinel = settings.paths.nas_sentinel
+    if sentinel and not (path / sentinel).is_file():
+        return Check(
+            "NAS",
+            "fail",
+            f"{root} has no {sentinel} (paths.nas_sentinel): the NAS is not mounted there",
+            f"mount the NAS, or create {sentinel} at the top of the share once",
+        )
     mounted = os.path.ismount(path)
     try:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".platesift-doctor-"):
@@ -214,6 +224,46 @@ def check_nas(settings: Settings) -> Check:
             "check the NAS is mounted (else tasks would see an empty folder)",
         )
     return Check("NAS", "ok", f"{root} is a mounted, writable directory")
+
+
+def check_journal(settings: Settings) -> Check:
+    """The journal's folder exists or can be created, and is writable, by this user."""
+    path = settings.journal_path()
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return Check(
+            "journal",
+            "fail",
+            f"{path} cannot be written ({probe} is not writable by this user)",
+            "set paths.journal, or give the service user its StateDirectory (deploy/)",
+        )
+    return Check("journal", "ok", f"{path} is writable")
+
+
+def check_usb_access() -> Check | None:
+    """The Coral's device node is readable and writable by this user (the udev rule's job);
+    None without a Coral."""
+    devices = coral_devices()
+    if not devices:
+        return None
+    name = devices[0][0].rsplit(" at ", 1)[-1]
+    sysfs = coral_usb.USB_ROOT / name
+    try:
+        bus = int((sysfs / "busnum").read_text())
+        dev = int((sysfs / "devnum").read_text())
+    except (OSError, ValueError):
+        return Check("Coral USB access", "warn", f"cannot find the device node of {name}")
+    node = Path(f"/dev/bus/usb/{bus:03d}/{dev:03d}")
+    if not os.access(node, os.R_OK | os.W_OK):
+        return Check(
+            "Coral USB access",
+            "fail",
+            f"{node} is not readable and writable by this user",
+            "install deploy/99-platesift-coral.rules and add the user to plugdev; replug",
+        )
+    return Check("Coral USB access", "ok", f"{node} is readable and writable")
 
 
 def check_scratch(settings: Settings) -> Check:
@@ -259,6 +309,107 @@ def check_server(settings: Settings) -> Check:
     return Check("server", "ok", f"{settings.server.url} answers and accepts the token")
 
 
+EDGETPU_FIX = (
+    "install the libedgetpu built for your TFLite runtime (docs/jetson.md), check the Coral's "
+    "cable and power, then run doctor again"
+)
+
+
+def check_edgetpu_inference(settings: Settings) -> Check | None:
+    """One real inference on the Edge TPU, in the proposer's own child process, so a segfault,
+    abort or hang there is a FAIL line here and never takes doctor down. None when the
+    proposer does not use the Edge TPU (`fake-edgetpu`, the tests' stand-in, counts)."""
+    import time
+
+    import numpy as np
+
+    from models.manifest import load_manifest
+    from models.registry import make_proposer, model_manifest_path, resolve_backend
+    from platesift.errors import PlatesiftError
+
+    name = "Edge TPU inference"
+    try:
+        backend = resolve_backend(settings.proposer)
+        if backend not in ("edgetpu", "fake-edgetpu"):
+            return None
+        manifest = load_manifest(model_manifest_path(settings.proposer))
+        width, height = manifest.input_width, manifest.input_height
+        proposer = make_proposer(settings.proposer, f"platesift-doctor-{os.getpid()}")
+    except PlatesiftError as exc:
+        return Check(name, "fail", exc.message, EDGETPU_FIX)
+    versions = runtime_versions()
+    pairing = known_bad_pairing(versions.get("runtime", ""), versions.get("libedgetpu", ""))
+    if pairing:
+        proposer.close()
+        return Check(name, "fail", pairing, EDGETPU_FIX)
+    try:
+        proposer.ensure_ready()
+        luma = np.zeros((height, width), np.uint8)
+        started = time.monotonic()
+        proposer.propose(luma, [(0, 0, width, height)])
+        took_ms = (time.monotonic() - started) * 1000
+    except PlatesiftError as exc:
+        return Check(name, "fail", exc.message, EDGETPU_FIX)
+    finally:
+        proposer.close()
+    about = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+    return Check(
+        name, "ok", f"{backend}: one inference in {took_ms:.1f} ms ({about or 'versions unknown'})"
+    )
+
+
+def runtime_versions() -> dict[str, str]:
+    """The installed TFLite runtime's and libedgetpu's package versions ("" when unknown)."""
+    import subprocess
+    from importlib import metadata
+
+    found = {"runtime": "", "libedgetpu": ""}
+    for dist in ("tflite-runtime", "ai-edge-litert"):
+        try:
+            found["runtime"] = f"{dist} {metadata.version(dist)}"
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    for package in ("libedgetpu1-std", "libedgetpu1-max"):
+        try:
+            done = subprocess.run(
+                ["dpkg-query", "-W", "-f", "${Version}", package],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            break
+        if done.returncode == 0 and done.stdout.strip():
+            found["libedgetpu"] = f"{package} {done.stdout.strip()}"
+            break
+    return found
+
+
+def known_bad_pairing(runtime: str, libedgetpu: str) -> str:
+    """Why this runtime and libedgetpu crash together, or "" (as far as is known).
+
+    Coral's own libedgetpu 16.0 was built against TensorFlow 2.5: with a TFLite runtime newer
+    than 2.11 the first inference segfaults (google-coral/edgetpu issue 812). Community builds
+    named for their TensorFlow version (`16.0tf2.19.1`) must match the runtime's version."""
+    lib = re.search(r"(\d+\.\d+)(?:tf(\d+\.\d+))?", libedgetpu)
+    if not runtime or lib is None:
+        return ""
+    name, _, version = runtime.partition(" ")
+    release = tuple(int(v) for v in re.findall(r"\d+", version)[:2])
+    newer_than_211 = name == "ai-edge-litert" or release > (2, 11)
+    built_for = lib.group(2)
+    if built_for is None and newer_than_211:
+        return (
+            f"{libedgetpu} (built for TensorFlow 2.5) segfaults with {runtime}: use "
+            "tflite-runtime <= 2.11, or the libedgetpu built for this runtime"
+        )
+    if built_for and name == "tflite-runtime" and release != tuple(map(int, built_for.split("."))):
+        return f"{libedgetpu} is built for TFLite {built_for}, the runtime is {runtime}"
+    return ""
+
+
 def run_checks(settings: Settings, *, server: bool = True) -> list[Check]:
     needs_tpu = settings.proposer.backend == "edgetpu"
     checks: list[Callable[[], Check]] = [
@@ -271,18 +422,29 @@ def run_checks(settings: Settings, *, server: bool = True) -> list[Check]:
         lambda: check_hw_decoder(settings.analysis.decoder == "gstreamer"),
         lambda: check_nas(settings),
         lambda: check_scratch(settings),
+        lambda: check_journal(settings),
     ]
     if server:
         checks.append(lambda: check_server(settings))
-    return [c() for c in checks]
+    done = [c() for c in checks]
+    usb = check_usb_access()
+    if usb is not None:
+        done.append(usb)
+    inference = check_edgetpu_inference(settings)  # last: it starts the device's process
+    return done if inference is None else [*done, inference]
 
 
 __all__ = [
     "Check",
     "check_coral",
+    "check_edgetpu_inference",
     "check_hw_decoder",
+    "check_journal",
     "check_model",
     "check_server",
+    "check_usb_access",
     "coral_devices",
+    "known_bad_pairing",
     "run_checks",
+    "runtime_versions",
 ]

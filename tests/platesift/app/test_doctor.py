@@ -145,3 +145,127 @@ def test_model_check(tmp_path: Path, plate_model: Path) -> None:
         (tmp_path / f.name).write_bytes(f.read_bytes())
     status, detail = model_check(f"proposer.model={broken}")
     assert status == "fail" and "the manifest says [1, 300, 300, 3]" in detail
+
+
+@pytest.fixture
+def fake_tpu_settings(tmp_path: Path, plate_model: Path) -> tuple[Path, object]:
+    control = tmp_path / "tpu"
+    control.mkdir()
+    settings = load_settings(
+        env={},
+        overrides=[
+            "proposer.backend=fake-edgetpu",
+            f"proposer.model={plate_model}",
+            f"proposer.fake_control={control}",
+            "proposer.deadline_s=1",
+        ],
+    )
+    return control, settings
+
+
+@pytest.mark.parametrize(
+    ("switch", "said"),
+    [
+        (None, None),
+        ("abort", "aborted (SIGABRT"),
+        ("segfault", "crashed (SIGSEGV"),
+        ("hang", "missed its deadline"),
+        ("absent", "no Edge TPU answered"),
+    ],
+)
+def test_doctor_runs_one_edge_tpu_inference_in_a_child_and_survives_its_crash(
+    fake_tpu_settings: tuple[Path, object], switch: str | None, said: str | None
+) -> None:
+    from platesift.app.doctor import check_edgetpu_inference
+
+    control, settings = fake_tpu_settings
+    if switch is not None:
+        (control / switch).write_text("0")
+    check = check_edgetpu_inference(settings)  # type: ignore[arg-type]
+    assert check is not None
+    if said is None:
+        assert check.status == "ok" and "one inference in" in check.detail, check
+    else:
+        assert check.status == "fail" and said in check.detail, check
+        assert "\n" not in check.line() and "libedgetpu" in check.fix
+
+
+def test_doctor_command_reports_a_segfaulting_tpu_and_exits_normally(
+    fake_tpu_settings: tuple[Path, object], plate_model: Path, tmp_path: Path
+) -> None:
+    from tests.test_cli import run
+
+    control, _ = fake_tpu_settings
+    (control / "segfault").write_text("0")
+    result = run(
+        [
+            "doctor",
+            "--no-server",
+            "--set",
+            "proposer.backend=fake-edgetpu",
+            "--set",
+            f"proposer.model={plate_model}",
+            "--set",
+            f"proposer.fake_control={control}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if "Edge TPU inference" in x)
+    assert line.startswith("[FAIL]") and "SIGSEGV" in line
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith("failed")
+
+
+@pytest.mark.parametrize(
+    ("runtime", "libedgetpu", "bad"),
+    [
+        ("tflite-runtime 2.13.0", "libedgetpu1-std 16.0", True),  # the crash of edgetpu#812
+        ("ai-edge-litert 1.2.0", "libedgetpu1-std 16.0", True),
+        ("tflite-runtime 2.11.1", "libedgetpu1-std 16.0", False),  # the last that works
+        ("tflite-runtime 2.19.1", "libedgetpu1-std 16.0tf2.19.1-1", False),  # built for it
+        ("tflite-runtime 2.17.0", "libedgetpu1-max 16.0tf2.19.1-1", True),  # built for another
+        ("tflite-runtime 2.13.0", "", False),  # nothing known
+    ],
+)
+def test_known_bad_runtime_and_libedgetpu_pairings(
+    runtime: str, libedgetpu: str, bad: bool
+) -> None:
+    from platesift.app.doctor import known_bad_pairing
+
+    assert bool(known_bad_pairing(runtime, libedgetpu)) is bad
+
+
+def test_a_coral_node_the_user_cannot_open_is_a_fail_with_the_udev_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from platesift.app.doctor import check_usb_access
+
+    monkeypatch.setattr("models.coral_usb.USB_ROOT", tmp_path)
+    assert check_usb_access() is None  # no Coral: nothing to say
+    fake_usb(tmp_path, "2-1", "1a6e", "089a", "5000")
+    (tmp_path / "2-1" / "busnum").write_text("250\n")  # no such bus: the node cannot be opened
+    (tmp_path / "2-1" / "devnum").write_text("7\n")
+    check = check_usb_access()
+    assert check is not None and check.status == "fail"
+    assert "/dev/bus/usb/250/007" in check.detail and "99-platesift-coral.rules" in check.fix
+
+
+def test_the_nas_sentinel_and_the_journal_are_checked(tmp_path: Path) -> None:
+    from platesift.app.doctor import check_journal, check_nas
+
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    settings = load_settings(
+        env={},
+        overrides=[
+            f"paths.nas_root={nas}",
+            "paths.nas_sentinel=.platesift-nas",
+            f"paths.journal={tmp_path / 'state' / 'journal.db'}",
+        ],
+    )
+    check = check_nas(settings)
+    assert check.status == "fail" and ".platesift-nas" in check.detail
+    (nas / ".platesift-nas").touch()
+    assert check_nas(settings).status in ("ok", "warn")  # warn: a folder, not a mount point
+    assert check_journal(settings).status == "ok"
