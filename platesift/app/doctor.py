@@ -441,6 +441,7 @@ __all__ = [
     "check_hw_decoder",
     "check_journal",
     "check_model",
+    "check_nas",
     "check_server",
     "check_usb_access",
     "coral_devices",
