@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from models.backends import MODEL_BACKENDS
 from models.proposer import Proposal, Proposer
 from models.regions import Crop, propose_on_batch
+from models.tflite_runtime import installed_versions
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,18 @@ class RegionProposals:
         self.max_regions = max_regions
 
     def describe(self) -> dict[str, str | None]:
-        return {"backend": self.proposer.backend, "model": self.proposer.model}
+        """The backend and model that run, and for a model backend the runtime (and for the
+        Edge TPU libedgetpu) package versions installed: the manifest records them."""
+        described: dict[str, str | None] = {
+            "backend": self.proposer.backend,
+            "model": self.proposer.model,
+        }
+        if self.proposer.backend in MODEL_BACKENDS:
+            versions = installed_versions()
+            described["runtime"] = versions["runtime"] or None
+            if self.proposer.backend != "tflite":
+                described["libedgetpu"] = versions["libedgetpu"] or None
+        return described
 
     def propose(
         self, batch: Sequence[tuple[Crop, ...]]

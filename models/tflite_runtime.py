@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes.util
+import functools
 import importlib
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from platesift.errors import ConfigError, ProposerUnavailableError
@@ -112,6 +115,33 @@ def load_edgetpu_delegate(runtime: Runtime, device: str, loader: Any = None) -> 
         ) from None
 
 
+@functools.cache
+def installed_versions() -> dict[str, str]:
+    """The installed TFLite runtime's and libedgetpu's package versions ("" when unknown)."""
+    found = {"runtime": "", "libedgetpu": ""}
+    for dist in ("tflite-runtime", "ai-edge-litert"):
+        try:
+            found["runtime"] = f"{dist} {metadata.version(dist)}"
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    for package in ("libedgetpu1-std", "libedgetpu1-max"):
+        try:
+            done = subprocess.run(
+                ["dpkg-query", "-W", "-f", "${Version}", package],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            break
+        if done.returncode == 0 and done.stdout.strip():
+            found["libedgetpu"] = f"{package} {done.stdout.strip()}"
+            break
+    return found
+
+
 __all__ = [
     "EDGETPU_HINT",
     "EDGETPU_LIBRARY",
@@ -120,6 +150,7 @@ __all__ = [
     "Runtime",
     "edgetpu_library_found",
     "find_runtime",
+    "installed_versions",
     "load_edgetpu_delegate",
     "open_interpreter",
     "require_runtime",

@@ -214,6 +214,11 @@ def test_tflite_runs_a_real_model_and_is_deterministic(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["proposer"]["backend"] == "tflite"
     assert manifest["proposer"]["model"].startswith("platesift-synthetic-plates (plates-cpu.tflite")
+    from importlib import metadata
+
+    runtime = manifest["proposer"]["runtime"]  # the runtime that ran it, as installed
+    assert runtime in {f"{d} {metadata.version(d)}" for d in ("ai-edge-litert",)}, runtime
+    assert "libedgetpu" not in manifest["proposer"]  # the CPU model needs none
     frames = [json.loads(ln) for ln in (out / "frames.jsonl").read_text().splitlines()]
     assert sum(bool(f["regions"]) for f in frames) > len(frames) // 2
 

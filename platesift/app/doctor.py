@@ -325,6 +325,7 @@ def check_edgetpu_inference(settings: Settings) -> Check | None:
 
     from models.manifest import load_manifest
     from models.registry import make_proposer, model_manifest_path, resolve_backend
+    from models.tflite_runtime import installed_versions
     from platesift.errors import PlatesiftError
 
     name = "Edge TPU inference"
@@ -337,7 +338,7 @@ def check_edgetpu_inference(settings: Settings) -> Check | None:
         proposer = make_proposer(settings.proposer, f"platesift-doctor-{os.getpid()}")
     except PlatesiftError as exc:
         return Check(name, "fail", exc.message, EDGETPU_FIX)
-    versions = runtime_versions()
+    versions = installed_versions()
     pairing = known_bad_pairing(versions.get("runtime", ""), versions.get("libedgetpu", ""))
     if pairing:
         proposer.close()
@@ -356,35 +357,6 @@ def check_edgetpu_inference(settings: Settings) -> Check | None:
     return Check(
         name, "ok", f"{backend}: one inference in {took_ms:.1f} ms ({about or 'versions unknown'})"
     )
-
-
-def runtime_versions() -> dict[str, str]:
-    """The installed TFLite runtime's and libedgetpu's package versions ("" when unknown)."""
-    import subprocess
-    from importlib import metadata
-
-    found = {"runtime": "", "libedgetpu": ""}
-    for dist in ("tflite-runtime", "ai-edge-litert"):
-        try:
-            found["runtime"] = f"{dist} {metadata.version(dist)}"
-            break
-        except metadata.PackageNotFoundError:
-            continue
-    for package in ("libedgetpu1-std", "libedgetpu1-max"):
-        try:
-            done = subprocess.run(
-                ["dpkg-query", "-W", "-f", "${Version}", package],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            break
-        if done.returncode == 0 and done.stdout.strip():
-            found["libedgetpu"] = f"{package} {done.stdout.strip()}"
-            break
-    return found
 
 
 def known_bad_pairing(runtime: str, libedgetpu: str) -> str:
@@ -447,5 +419,4 @@ __all__ = [
     "coral_devices",
     "known_bad_pairing",
     "run_checks",
-    "runtime_versions",
 ]
