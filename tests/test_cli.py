@@ -151,6 +151,29 @@ def test_journal_commands(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no task 'nope'" in missing.stderr
 
 
+def test_journal_options_work_after_the_subcommand_too(tmp_path: Path) -> None:
+    """`journal tasks --set paths.journal=...` (what `make demo` prints) as well as
+    `journal --set ... tasks`."""
+    video = write_video(tmp_path / "clip.mp4", moving_box_frames(30))
+    journal = tmp_path / "elsewhere" / "journal.db"
+    where = f"paths.journal={journal}"
+    done = run(["preprocess", str(video), "--out", str(tmp_path / "o"), "--set", where], tmp_path)
+    assert done.returncode == 0, done.stderr
+    after = run(["journal", "tasks", "--set", where], tmp_path)
+    before = run(["journal", "--set", where, "tasks"], tmp_path)
+    assert after.returncode == before.returncode == 0, after.stderr + before.stderr
+    assert "clip" in after.stdout and after.stdout == before.stdout
+    assert run(["journal", "show", "clip", "--set", where], tmp_path).returncode == 0
+
+
+def test_verbose_logs_are_not_state_machine_noise(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.mp4", moving_box_frames(30))
+    result = run(["-v", "preprocess", str(video), "--out", str(tmp_path / "o")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "INFO" in result.stderr  # -v does say more
+    assert "transitions" not in result.stderr  # but not every state change: the journal has them
+
+
 def test_journal_missing_is_one_line(tmp_path: Path) -> None:
     result = run(["journal", "tasks"], tmp_path)
     assert result.returncode == 2

@@ -44,13 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def settings_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", metavar="FILE", help="TOML settings file")
+    def settings_args(p: argparse.ArgumentParser, below: bool = False) -> None:
+        """--config and --set; `below`: on a subcommand, where they are optional repeats of
+        the parent's (`journal tasks --set ...` as well as `journal --set ... tasks`)."""
+        unset = argparse.SUPPRESS if below else None
+        p.add_argument("--config", metavar="FILE", help="TOML settings file", default=unset)
         p.add_argument(
             "--set",
             metavar="KEY=VALUE",
             action="append",
-            default=[],
+            default=unset if below else [],
             dest="overrides",
             help="override one setting, e.g. motion.threshold=25",
         )
@@ -90,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     js.add_argument("task")
     jl = jsub.add_parser("tail", help="the latest events")
     jl.add_argument("-n", type=int, default=20)
+    for journal_command in (jt, js, jl):
+        settings_args(journal_command, below=True)
 
     p = sub.add_parser("settings", help="list every setting with its default and meaning")
     settings_args(p)
@@ -362,11 +367,18 @@ def _journal_error(args: argparse.Namespace, exc: PlatesiftError) -> None:
         journal.close()
 
 
+QUIET_LIBRARIES = ("transitions",)
+"""Loggers kept at WARNING even with -v: `transitions` logs every state change at INFO, which
+the journal already records (47 of 51 lines of a `-v` run were its)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, FatalError) as exc:  # the setup, not the input: exit 2
@@ -386,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = [
     "COMMANDS",
     "PROPOSER_CHOICES",
+    "QUIET_LIBRARIES",
     "build_parser",
     "cmd_demo",
     "cmd_doctor",
