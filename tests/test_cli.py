@@ -4,6 +4,7 @@ lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -142,7 +143,9 @@ def test_journal_commands(tmp_path: Path) -> None:
     assert run(["preprocess", str(video), "--out", str(tmp_path / "o")], tmp_path).returncode == 0
     tasks = run(["journal", "tasks"], tmp_path)
     assert tasks.returncode == 0 and "clip" in tasks.stdout and "done" in tasks.stdout
-    show = run(["journal", "show", "clip"], tmp_path)
+    from platesift.app.cli import local_task_id
+
+    show = run(["journal", "show", local_task_id(str(video))], tmp_path)
     assert show.returncode == 0
     for state in ("PULLED", "EXTRACTING", "FILTERING", "PUBLISHING", "COMPLETING", "IDLE"):
         assert state in show.stdout
@@ -163,7 +166,23 @@ def test_journal_options_work_after_the_subcommand_too(tmp_path: Path) -> None:
     before = run(["journal", "--set", where, "tasks"], tmp_path)
     assert after.returncode == before.returncode == 0, after.stderr + before.stderr
     assert "clip" in after.stdout and after.stdout == before.stdout
-    assert run(["journal", "show", "clip", "--set", where], tmp_path).returncode == 0
+    from platesift.app.cli import local_task_id
+
+    shown = run(["journal", "show", local_task_id(str(video)), "--set", where], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+
+
+def test_two_cameras_same_file_name_are_two_local_tasks(tmp_path: Path) -> None:
+    ids = set()
+    for camera in ("north", "south"):
+        (tmp_path / camera).mkdir()
+        video = write_video(tmp_path / camera / "00001.mp4", moving_box_frames(20))
+        out = tmp_path / f"out-{camera}"
+        assert run(["preprocess", str(video), "--out", str(out)], tmp_path).returncode == 0
+        ids.add(json.loads((out / "manifest.json").read_text())["task_id"])
+    assert len(ids) == 2 and all(i.startswith("00001-") for i in ids), ids
+    tasks = run(["journal", "tasks"], tmp_path).stdout
+    assert all(i in tasks for i in ids), tasks
 
 
 def test_verbose_logs_are_not_state_machine_noise(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import logging
 import os
 import sys
@@ -69,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", metavar="MANIFEST", help="model manifest for edgetpu/tflite (proposer.model)"
     )
-    p.add_argument("--task-id", help="task id recorded in the manifest (default: video name)")
+    p.add_argument(
+        "--task-id",
+        help="task id recorded in the manifest and journal (default: the video's name and a "
+        "hash of its full path, so two cameras' 00001.mp4 stay two tasks)",
+    )
     settings_args(p)
 
     p = sub.add_parser("propose", help="propose plate regions on still images (JPEG, PNG)")
@@ -149,6 +154,12 @@ def _proposer_overrides(args: argparse.Namespace) -> list[str]:
     return extra
 
 
+def local_task_id(source: str) -> str:
+    """A local run's task id: the video's name, and 8 hex digits of its absolute path."""
+    digest = hashlib.sha256(os.fsencode(source)).hexdigest()[:8]
+    return f"{Path(source).stem or 'video'}-{digest}"
+
+
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from actors.messages import TaskSpec
     from platesift.app.progress import ProgressBar
@@ -159,7 +170,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     video = Path(args.video)
     source = os.path.abspath(video)
     spec = TaskSpec(
-        task_id=args.task_id or video.stem or "video",
+        task_id=args.task_id or local_task_id(source),
         source=source,
         source_name=source,
         dest=os.path.abspath(args.out),
@@ -350,7 +361,10 @@ def _journal_error(args: argparse.Namespace, exc: PlatesiftError) -> None:
         settings = load_settings(env=os.environ)
     except ConfigError:
         settings = Settings()
-    task_id = getattr(args, "task_id", None) or Path(getattr(args, "video", "") or "-").stem
+    video = getattr(args, "video", "") or ""
+    task_id = getattr(args, "task_id", None) or (
+        local_task_id(os.path.abspath(video)) if video else "-"
+    )
     journal = Journal(settings.journal_path())
     if journal.try_open():
         journal.record(
@@ -409,6 +423,7 @@ __all__ = [
     "cmd_serve",
     "cmd_settings",
     "cmd_sim",
+    "local_task_id",
     "main",
 ]
 
