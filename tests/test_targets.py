@@ -21,6 +21,7 @@ import pytest
 
 from actors.messages import TaskSpec
 from platesift.app.worker import Worker
+from platesift.artifact_schemas import schema_problems
 from platesift.artifacts import verify_artifact_dir
 from platesift.config import load_settings
 from sim.scenes import PRESETS, GroundTruth, SceneSpec, Vehicle, preset, render
@@ -73,6 +74,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
 
 def read_artifacts(out: Path) -> tuple[dict[int, dict], dict[int, str]]:
     assert verify_artifact_dir(out) == []
+    assert schema_problems(out) == []  # every test scene's artifacts conform to the schemas
     kept = {}
     for line in (out / "frames.jsonl").read_text().splitlines():
         record = json.loads(line)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -117,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--once", action="store_true", help="exit after one task")
     mode.add_argument("--drain", action="store_true", help="exit when no work is left")
     settings_args(p)
+
+    p = sub.add_parser("verify", help="check an artifact directory: its files and schemas")
+    p.add_argument("dir", nargs="+", help="artifact directory")
 
     p = sub.add_parser("model", help="the plate model: its Edge TPU build")
     msub = p.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
@@ -296,6 +300,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), _settings(args))
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Each directory: every file the manifest lists matches it, and every file (each line of
+    the .jsonl ones) conforms to its schema. One line per directory; exit 3 if any fails."""
+    from platesift.artifact_schemas import schema_problems
+    from platesift.artifacts import verify_artifact_dir
+
+    failed = 0
+    for name in args.dir:
+        problems = verify_artifact_dir(Path(name)) or schema_problems(Path(name))
+        if problems:
+            failed += 1
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            print(f"{name}: FAILED: {one_line(problems[0])}{more}")
+        else:
+            manifest = json.loads((Path(name) / "manifest.json").read_text(encoding="utf-8"))
+            n = manifest["counts"]
+            print(
+                f"{name}: ok: {len(manifest['files'])} files match the manifest and the schemas "
+                f"({n['kept']} frames kept of {n['decoded']}, {n['regions']} regions)"
+            )
+    return EXIT_REJECTED if failed else EXIT_OK
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     from models.edgetpu_compile import compile_for_edgetpu
     from models.registry import SHIPPED_MANIFEST
@@ -349,6 +376,7 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "serve": cmd_serve,
     "model": cmd_model,
+    "verify": cmd_verify,
     "sim": cmd_sim,
 }
 
@@ -423,6 +451,7 @@ __all__ = [
     "cmd_serve",
     "cmd_settings",
     "cmd_sim",
+    "cmd_verify",
     "local_task_id",
     "main",
 ]
