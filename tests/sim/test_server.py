@@ -653,3 +653,21 @@ def test_every_route_is_documented() -> None:
         assert f'"{status}":' in spec, status
     for status in ("200", "201", "204", "400", "401", "404", "405", "409", "413", "422", "500"):
         assert f"`{status}`" in prose, status
+
+
+def test_the_fault_modes_and_the_heavy_payload_are_in_the_spec() -> None:
+    import json
+
+    from platesift.artifact_schemas import SCHEMA_DIR
+    from sim.server import FAULT_MODES
+
+    spec = (DOCS / "openapi.yaml").read_text()
+    assert f"enum: [{', '.join(FAULT_MODES)}]" in spec
+    heavy = spec[spec.index("    HeavyProcessPayload:") : spec.index("    Faults:")]
+    schema = json.loads((SCHEMA_DIR / "heavy_task.schema.json").read_text())
+    fields = schema["properties"]["payload"]["properties"]
+    assert sorted(fields) == sorted(
+        ["source_task_id", "video", "artifacts", "counts", "metadata", "manifest_sha256"]
+    )
+    for field in fields:
+        assert f"\n        {field}:" in heavy, field
