@@ -136,6 +136,7 @@ class Decoder:
             analysis_height=ah,
             luma_path=info.luma_path,
             rotation=source.rotation,
+            decoder=source.info.backend,
         )
         return self._info
 

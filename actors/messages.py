@@ -28,6 +28,7 @@ class VideoInfo:
     analysis_height: int
     luma_path: bool  # True when frames come straight from the decoder's luma plane
     rotation: int = 0  # the container's display rotation, degrees clockwise; frames are as stored
+    decoder: str = ""  # the decoder that runs: gstreamer, pyav or opencv (never auto)
 
 
 @dataclass(frozen=True)

@@ -360,6 +360,7 @@ class TaskRunner:
                 "fps": round(info.fps, 6),
                 "frame_count": counts["decoded"],
                 "rotation": info.rotation,
+                "decoder": info.decoder,
             },
             "analysis": {"width": info.analysis_width, "height": info.analysis_height},
             "parameters": self.current.effective_parameters(),

@@ -180,7 +180,7 @@ def build_manifest(
     - `source`: `path` (as named by the task, relative to the NAS root), `size` (bytes).
     - `video`: `width`, `height`, `fps` (nominal), `frame_count` (frames actually decoded),
       `rotation` (the container's display rotation, degrees clockwise; frames and boxes are
-      as stored, unrotated).
+      as stored, unrotated); the decoder that ran is `decoder` (written by the task).
     - `analysis`: `width`, `height` of the analysis frames.
     - `parameters`: every setting that can change the bytes (`Settings.effective_parameters()`).
     - `proposer`: `backend`, `model` (see `models.proposer.Proposer`).

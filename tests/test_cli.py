@@ -370,6 +370,8 @@ def test_frame_times_and_rotation_reach_the_artifacts(tmp_path: Path, street: Pa
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["schema_version"] == 2 and manifest["video"]["rotation"] == 270
+    assert manifest["parameters"]["analysis"]["decoder"] == "auto"
+    assert manifest["video"]["decoder"] == "pyav"  # what auto chose here, not "auto"
     kept = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     assert len(kept) > 20
     assert all(f["t"] == round(times[f["frame"]], 4) for f in kept), kept[:3]
