@@ -37,6 +37,7 @@ MIN_FPS, MAX_FPS = 0.1, 1000.0
 MAX_DURATION_S = 7 * 24 * 3600.0  # a week of video in one file is absurd
 TRUNCATION_TOLERANCE = 0.05  # fewer than 95% of the declared frames decodable = truncated
 MIN_CHUNK_FRAMES = 2
+TS_PACKET, TS_SYNC = 188, 0x47  # MPEG transport stream: fixed-size packets, each with a sync byte
 MAX_CHUNK_FRAMES = 64
 
 
@@ -88,6 +89,7 @@ class Decoder:
         self._ended = False
         self._clock = FrameClock(25.0)
         self._first_time: float | None = None
+        self._damage = ""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -125,6 +127,7 @@ class Decoder:
         self._clock = FrameClock(info.fps)
         self._next_index = 0
         self._ended = False
+        self._damage = ""
         self._info = VideoInfo(
             path=path,
             size=size,
@@ -187,6 +190,8 @@ class Decoder:
             index = self._next_index
             frames.append(Frame(index=index, t=self._clock.time(index, pts), full=full))
             self._next_index += 1
+        if not frames and self._ended:
+            return Chunk(frames=(), damage=self._damage)
         return Chunk(frames=tuple(frames))
 
     def _check_complete(self) -> None:
@@ -210,6 +215,26 @@ class Decoder:
             raise VideoError(
                 f"{info.path} is truncated or corrupt: decoded {decoded} of {expected} frames"
             )
+        self._damage = self._damage_seen(info.path, decoded)
+
+    def _damage_seen(self, path: str, decoded: int) -> str:
+        """Why a source whose frames decoded still looks damaged, or "": the decoder stopped on
+        an error, or a transport stream ends inside a packet (a recording cut off, e.g. by a
+        power loss: TS declares no frame count to compare against)."""
+        if getattr(self._source, "corrupt", False):
+            return f"decoding stopped on an error after {decoded} frames"
+        try:
+            with open(path, "rb") as stream:
+                head = stream.read(TS_PACKET + 1)
+        except OSError:
+            return ""
+        is_ts = len(head) > TS_PACKET and head[0] == head[TS_PACKET] == TS_SYNC
+        if is_ts and self._info is not None and self._info.size % TS_PACKET:
+            return (
+                f"the transport stream ends inside a packet ({self._info.size % TS_PACKET} of "
+                f"{TS_PACKET} bytes): the recording was cut off; {decoded} frames decoded"
+            )
+        return ""
 
     @staticmethod
     def _raise_if_gone(path: str, size: int) -> None:

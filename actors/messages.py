@@ -44,9 +44,11 @@ class Frame:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Consecutive frames decoded together; `frames` is empty at the end of the video."""
+    """Consecutive frames decoded together; `frames` is empty at the end of the video, where
+    `damage` says (or is "") why the source looks damaged although its frames decoded."""
 
     frames: tuple[Frame, ...]
+    damage: str = ""
 
     @property
     def end(self) -> bool:

@@ -109,6 +109,7 @@ class TaskRunner:
         # boxes, its proposals), carried to the frames the proposer skips.
         self._frame_size = (0, 0)
         self._carry: tuple[int, tuple[Box, ...], list[Proposal]] | None = None
+        self._damage = ""  # why the current source looks damaged, or ""
 
     # --- the task -------------------------------------------------------------------------------
 
@@ -140,10 +141,15 @@ class TaskRunner:
             self.model.complete(manifest_sha256=manifest_sha)
             _delivered(sink.complete, "done", {"manifest_sha256": manifest_sha})
             self.model.finish(outcome="done")
-            self._note(spec, "outcome", "done", {"manifest_sha256": manifest_sha})
+            done: dict[str, Any] = {"manifest_sha256": manifest_sha}
+            if self._damage:
+                logger.warning("task %s: the source looks damaged: %s", spec.task_id, self._damage)
+                done["damaged"] = self._damage
+            self._note(spec, "outcome", "done", done)
             return TaskOutcome(
                 task_id=spec.task_id,
                 outcome="done",
+                detail=f"source damaged: {self._damage}" if self._damage else "",
                 counts=counts,
                 manifest_sha256=manifest_sha,
                 heavy_task=heavy,
@@ -190,6 +196,7 @@ class TaskRunner:
         budget = self.current.resources.propose_backlog_mb * 1024 * 1024
         self._frame_size = (info.width, info.height)
         self._carry = None
+        self._damage = ""
         last_proposed = -stride
         chunk_no = 0
         while True:
@@ -202,6 +209,7 @@ class TaskRunner:
                 pending.popleft(), DECODE_TIMEOUT_S, NasUnavailableError, "decoding stalled"
             )
             if chunk.end:
+                self._damage = chunk.damage
                 break
             pending.append(self.decoder.next_chunk())
             self.model.filter(chunk=chunk_no, frames=len(chunk.frames))
@@ -361,6 +369,7 @@ class TaskRunner:
                 "frame_count": counts["decoded"],
                 "rotation": info.rotation,
                 "decoder": info.decoder,
+                "damaged": self._damage or None,
             },
             "analysis": {"width": info.analysis_width, "height": info.analysis_height},
             "parameters": self.current.effective_parameters(),

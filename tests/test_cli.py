@@ -388,3 +388,35 @@ def test_a_resolution_change_is_rejected_in_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "frame size changes mid-stream at frame 20" in lines[0], lines
     assert not (out / "manifest.json").exists()
+
+
+def test_a_transport_stream_cut_off_mid_packet_is_flagged_not_silent(
+    tmp_path: Path, street: Path
+) -> None:
+    """A `.ts` recording cut off (a power loss at the camera's recorder) declares no frame
+    count to compare against, and FFmpeg just ends: the half packet at the end is the tell."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(street))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    whole = write_timed_video(
+        tmp_path / "whole.ts", frames, [i / 25 for i in range(len(frames))], container="mpegts"
+    )
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) * 6 // 10 // 188 * 188 + 100])  # ends inside a packet
+    results = {}
+    for video in (whole, cut):
+        out = tmp_path / f"out-{video.stem}"
+        result = run(["preprocess", str(video), "--out", str(out), "--proposer", "none"], tmp_path)
+        assert result.returncode == 0, result.stderr  # its frames are still worth having
+        results[video.stem] = (result, json.loads((out / "manifest.json").read_text()))
+    assert results["whole"][1]["video"]["damaged"] is None
+    assert "warning" not in results["whole"][0].stdout
+    result, manifest = results["cut"]
+    assert "ends inside a packet (100 of 188 bytes)" in manifest["video"]["damaged"]
+    assert "warning   source damaged: the transport stream ends inside a packet" in result.stdout
+    events = run(["journal", "tail", "-n", "5"], tmp_path).stdout
+    assert "damaged" in events, events

@@ -232,6 +232,8 @@ def _print_summary(outcome: TaskOutcome) -> None:
     print(f"regions   {c['regions']} in {c['frames_with_regions']} frames")
     print(f"time      {outcome.seconds:.2f} s ({fps:.0f} fps)")
     print(f"artifacts {outcome.dest}")
+    if outcome.detail:
+        print(f"warning   {outcome.detail}")
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
