@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from actors.source_facts import clockwise
+from actors.source_facts import clockwise, first_line
 from platesift.errors import VideoError
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def probe_video(path: str) -> Probe:
     try:
         container = av.open(path)
     except (av.FFmpegError, ValueError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{path} is not a video FFmpeg can open ({_short(exc)})") from None
+        raise VideoError(f"{path} is not a video FFmpeg can open ({first_line(exc)})") from None
     try:
         if not container.streams.video:
             raise VideoError(f"{path} has no video stream")
@@ -104,10 +104,6 @@ class PresentationTimes:
             self._container.close()
             self._container = None
         self._ended = True
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 __all__ = ["PresentationTimes", "Probe", "probe_video"]

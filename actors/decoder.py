@@ -25,7 +25,7 @@ import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors.messages import Chunk, Frame, VideoInfo
-from actors.source_facts import SourceInfo, VideoSource
+from actors.source_facts import SourceInfo, VideoSource, frame_bytes
 from actors.video_sources import check_backend, open_source
 from platesift.config import AnalysisSettings, ResourceSettings
 from platesift.downscale import analysis_size
@@ -118,9 +118,9 @@ class Decoder:
         if not source.info.luma_path:
             logger.warning("%s: no raw luma plane available, decoding in colour (slower)", path)
         aw, ah = analysis_size(info.width, info.height, self._settings.width)
-        frame_bytes = info.width * info.height * 3 // 2  # a luma view keeps its whole frame
         budget = self._resources.chunk_mb * 1024 * 1024
-        self._chunk_frames = max(MIN_CHUNK_FRAMES, min(MAX_CHUNK_FRAMES, budget // frame_bytes))
+        per_chunk = budget // frame_bytes(info.width, info.height)
+        self._chunk_frames = max(MIN_CHUNK_FRAMES, min(MAX_CHUNK_FRAMES, per_chunk))
         self._source = source
         self._pending = first
         self._first_time = first_time

@@ -11,8 +11,8 @@ bare pixels, so the times come from the container's packets, `PresentationTimes`
 subprocess's whole life (its error line, a stall, truncation, kill and reap on close).
 
 The pipeline scales every frame to the size the container declared at the start, so a
-resolution change mid-stream cannot be seen on this path; `analysis.decoder = pyav` rejects
-such a file instead.
+resolution change mid-stream cannot be seen in the pixels: it is seen in the decoder's output
+caps, which `gst-launch -v` prints (`DECODER_CAPS`), and rejected like on the PyAV path.
 """
 
 from __future__ import annotations
@@ -455,10 +455,6 @@ def _drain(stream: IO[bytes], lines: collections.deque[str], sizes: list[tuple[i
             lines.append(line)
     except (OSError, ValueError):  # closed under us by close()
         pass
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 __all__ = [

@@ -32,6 +32,16 @@ class VideoSource(Protocol):
     def close(self) -> None: ...
 
 
+def frame_bytes(width: int, height: int) -> int:
+    """Bytes of one decoded 4:2:0 frame: what a zero-copy luma view keeps alive."""
+    return width * height * 3 // 2
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (at most 200 characters), for one-line errors."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
 def clockwise(degrees: int) -> int:
     """A display rotation as degrees clockwise, 0 <= d < 360, to the nearest quarter turn."""
     return (round(degrees / 90) * 90) % 360
@@ -49,4 +59,4 @@ def check_size(path: str, index: int, info: SourceInfo, width: int, height: int)
         )
 
 
-__all__ = ["SourceInfo", "VideoSource", "check_size", "clockwise"]
+__all__ = ["SourceInfo", "VideoSource", "check_size", "clockwise", "first_line", "frame_bytes"]

@@ -21,7 +21,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from actors.source_facts import SourceInfo, VideoSource, check_size, clockwise
+from actors.source_facts import (
+    SourceInfo,
+    VideoSource,
+    check_size,
+    clockwise,
+    first_line,
+    frame_bytes,
+)
 from platesift.errors import VideoError
 
 logger = logging.getLogger(__name__)
@@ -104,7 +111,7 @@ def decode_thread_count(threads: int, thread_mb: int, width: int, height: int) -
     wanted = threads or (os.cpu_count() or 1) + 1
     if thread_mb <= 0 or width <= 0 or height <= 0:
         return wanted
-    per_thread = 2 * width * height * 3 // 2
+    per_thread = 2 * frame_bytes(width, height)
     return max(1, min(wanted, thread_mb * 1024 * 1024 // per_thread))
 
 
@@ -127,7 +134,7 @@ class PyAVSource:
         try:
             self._container = av.open(path)
         except (av.FFmpegError, ValueError, UnicodeDecodeError) as exc:
-            raise VideoError(f"{path} is not a video FFmpeg can open ({_short(exc)})") from None
+            raise VideoError(f"{path} is not a video FFmpeg can open ({first_line(exc)})") from None
         if not self._container.streams.video:
             self._container.close()
             raise VideoError(f"{path} has no video stream")
@@ -163,7 +170,7 @@ class PyAVSource:
         except StopIteration:
             return None
         except self._av.FFmpegError as exc:
-            logger.warning("decoding stopped: %s", _short(exc))
+            logger.warning("decoding stopped: %s", first_line(exc))
             self.corrupt = True
             return None
         check_size(self._path, self._count, self.info, frame.width, frame.height)
@@ -270,10 +277,6 @@ def _no_rotation(cap: cv2.VideoCapture) -> cv2.VideoCapture:
 def _fourcc(value: float) -> bytes:
     v = int(value)
     return bytes((v >> (8 * i)) & 0xFF for i in range(4))
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 __all__ = [

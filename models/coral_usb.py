@@ -12,8 +12,8 @@ CORAL_IDS = {
 USB_ROOT = Path("/sys/bus/usb/devices")
 
 
-def coral_devices(root: Path | None = None) -> list[tuple[str, str]]:
-    """(description, link speed in Mbit/s) of every Coral on the USB bus."""
+def coral_device_dirs(root: Path | None = None) -> list[tuple[Path, str]]:
+    """(sysfs directory, what it is) of every Coral on the USB bus."""
     root = USB_ROOT if root is None else root
     found = []
     for dev in sorted(root.glob("*")) if root.is_dir() else []:
@@ -23,9 +23,17 @@ def coral_devices(root: Path | None = None) -> list[tuple[str, str]]:
         except OSError:
             continue
         if (vid, pid) in CORAL_IDS:
-            speed = (dev / "speed").read_text().strip() if (dev / "speed").exists() else "?"
-            found.append((f"{CORAL_IDS[(vid, pid)]} at {dev.name}", speed))
+            found.append((dev, CORAL_IDS[(vid, pid)]))
     return found
 
 
-__all__ = ["CORAL_IDS", "USB_ROOT", "coral_devices"]
+def coral_devices(root: Path | None = None) -> list[tuple[str, str]]:
+    """(description, link speed in Mbit/s) of every Coral on the USB bus."""
+    found = []
+    for dev, kind in coral_device_dirs(root):
+        speed = (dev / "speed").read_text().strip() if (dev / "speed").exists() else "?"
+        found.append((f"{kind} at {dev.name}", speed))
+    return found
+
+
+__all__ = ["CORAL_IDS", "USB_ROOT", "coral_device_dirs", "coral_devices"]

@@ -87,7 +87,8 @@ def compile_for_edgetpu(
         if left or (result.on_cpu and not cpu_ops):
             raise ModelError(
                 f"{COMPILER} left {result.on_cpu} operation(s) on the CPU "
-                f"({', '.join(left) or 'unnamed'}): the build would run mostly on the CPU"
+                f"({', '.join(left) or 'unnamed'}): the model would run split between the Edge TPU "
+                "and the CPU"
             )
         os.replace(source, out / source.name)
         os.replace(built, result.edgetpu_file)

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from models import coral_usb
-from models.coral_usb import coral_devices
+from models.coral_usb import coral_device_dirs, coral_devices
 from platesift.config import Settings
 
 
@@ -245,16 +244,15 @@ def check_journal(settings: Settings) -> Check:
 def check_usb_access() -> Check | None:
     """The Coral's device node is readable and writable by this user (the udev rule's job);
     None without a Coral."""
-    devices = coral_devices()
+    devices = coral_device_dirs()
     if not devices:
         return None
-    name = devices[0][0].rsplit(" at ", 1)[-1]
-    sysfs = coral_usb.USB_ROOT / name
+    sysfs = devices[0][0]
     try:
         bus = int((sysfs / "busnum").read_text())
         dev = int((sysfs / "devnum").read_text())
     except (OSError, ValueError):
-        return Check("Coral USB access", "warn", f"cannot find the device node of {name}")
+        return Check("Coral USB access", "warn", f"cannot find the device node of {sysfs.name}")
     node = Path(f"/dev/bus/usb/{bus:03d}/{dev:03d}")
     if not os.access(node, os.R_OK | os.W_OK):
         return Check(
