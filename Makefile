@@ -33,7 +33,7 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-# The edit loop: lint, types and every test not marked slow (under a minute).
+# The edit loop: lint, types and every test not marked slow (about 1.5 minutes on 2 cores).
 check: lint typecheck
 	$(BIN)/pytest -q -m "not slow"
 
