@@ -39,6 +39,7 @@ check: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m platesift.app.bench
+	$(BIN)/python -m platesift.app.bench_tracks
 
 $(TRAIN_STAMP): $(STAMP)
 	@echo "installing the training extra (TensorFlow) into $(VENV) (log: $(VENV)/install.log)"

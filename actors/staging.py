@@ -18,6 +18,7 @@ from platesift.artifacts import (
     HEAVY_TASK_NAME,
     REJECTIONS_NAME,
     THUMBS_DIR,
+    TRACKS_NAME,
     is_safe_member,
 )
 from platesift.errors import (
@@ -38,9 +39,10 @@ class Staging:
     """A task's artifacts being produced, in a private directory on LOCAL scratch disk.
 
     Everything is written here first and published to the NAS in one step by `commit()`, so a
-    NAS outage while a video is processed costs nothing. frames.jsonl and rejections.jsonl are
-    streamed line by line (memory stays constant). One writer at a time: the task writes, then
-    hands the staging to `commit()` (which closes the streams), then calls `cleanup()`.
+    NAS outage while a video is processed costs nothing. frames.jsonl, rejections.jsonl and
+    tracks.jsonl are streamed line by line (memory stays constant). One writer at a time: the
+    task writes, then hands the staging to `commit()` (which closes the streams), then calls
+    `cleanup()`.
     Errors of the local scratch disk are raised as plain OSError.
     """
 
@@ -53,11 +55,11 @@ class Staging:
             if self.path.exists():  # left over by a crash of the same task: bytes unknown
                 shutil.rmtree(self.path)
             self.path.mkdir(parents=True)
-            self._frames = open(self.path / FRAMES_NAME, "wb")  # noqa: SIM115 - see close()
-            self._rejections = open(self.path / REJECTIONS_NAME, "wb")  # noqa: SIM115
-        self._sizes: dict[str, int] = {}
-        self._sizes[FRAMES_NAME] = 0
-        self._sizes[REJECTIONS_NAME] = 0
+            self._streams = {
+                name: open(self.path / name, "wb")  # noqa: SIM115 - see close()
+                for name in (FRAMES_NAME, REJECTIONS_NAME, TRACKS_NAME)
+            }
+        self._sizes: dict[str, int] = dict.fromkeys(self._streams, 0)
         self._closed = False
 
     def _append(self, name: str, line: str) -> None:
@@ -67,7 +69,7 @@ class Staging:
             raise ValueError(f"a line of {name} may not contain a line break")
         data = line.encode("ascii") + b"\n"
         with self._scratch(f"cannot write {name}"):
-            (self._frames if name == FRAMES_NAME else self._rejections).write(data)
+            self._streams[name].write(data)
         self._sizes[name] += len(data)
 
     def append_frame(self, line: str) -> None:
@@ -77,6 +79,10 @@ class Staging:
     def append_rejection(self, line: str) -> None:
         """Append one run line (from `artifacts.RejectionRuns`) to rejections.jsonl."""
         self._append(REJECTIONS_NAME, line)
+
+    def append_track(self, line: str) -> None:
+        """Append one line (from `artifacts.track_line`) to tracks.jsonl."""
+        self._append(TRACKS_NAME, line)
 
     def _write(self, name: str, data: bytes) -> None:
         if self._closed:
@@ -120,11 +126,9 @@ class Staging:
         if self._closed:
             return
         self._closed = True
-        with self._scratch("cannot flush the staged lines"):
-            try:
-                self._frames.close()
-            finally:
-                self._rejections.close()
+        with self._scratch("cannot flush the staged lines"), contextlib.ExitStack() as stack:
+            for stream in self._streams.values():
+                stack.callback(stream.close)
 
     def cleanup(self) -> None:
         """Close and remove the staging directory (idempotent)."""

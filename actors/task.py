@@ -16,6 +16,7 @@ is handled like a transient one, flagged `fatal` so that the service stops.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
@@ -39,6 +41,7 @@ from models.proposer import Box, Proposal
 from models.regions import Crop, carry_proposals, crop_regions, proposal_stride
 from platesift import artifacts, failpoints
 from platesift.config import Settings
+from platesift.crop_quality import crop_quality
 from platesift.errors import (
     CancelledError,
     DeliveryError,
@@ -51,12 +54,16 @@ from platesift.errors import (
 from platesift.heuristics import confidence, distance_m
 from platesift.priority import lower_this_thread
 from platesift.records import REJECTION_REASONS, KeptFrame, Region
-from platesift.thumbs import encode_thumb
+from platesift.thumbs import encode_jpeg, thumb_pixels
+from platesift.tracking import Candidate, ClosedTrack, Tracker
 
 logger = logging.getLogger(__name__)
 
 DECODE_TIMEOUT_S = 120.0  # one chunk; a NAS that hangs longer is treated as gone
 ACTOR_TIMEOUT_S = 120.0
+CARRIED_QUALITY = 0.8
+"""A carried box (moved along with the motion, not proposed on its frame) is a little less
+sure to frame the plate: its crop quality counts this much when a track picks its best."""
 
 Progress = Callable[[int, int], None]  # (frames decoded, frames declared or 0)
 
@@ -106,10 +113,11 @@ class TaskRunner:
         self.peak_scratch_bytes = 0
         self.current = settings  # the settings of the task being run
         # The current task's frame size, and the last frame proposed on: (index, its motion
-        # boxes, its proposals), carried to the frames the proposer skips.
+        # boxes, its proposals, their tracks), carried to the frames the proposer skips.
         self._frame_size = (0, 0)
-        self._carry: tuple[int, tuple[Box, ...], list[Proposal]] | None = None
+        self._carry: tuple[int, tuple[Box, ...], list[Proposal], list[int]] | None = None
         self._damage = ""  # why the current source looks damaged, or ""
+        self._tracker: Tracker[np.ndarray] = self._new_tracker(settings)
 
     # --- the task -------------------------------------------------------------------------------
 
@@ -181,7 +189,7 @@ class TaskRunner:
         declared = info.declared_frames
         runs = artifacts.RejectionRuns()
         rejected = dict.fromkeys(REJECTION_REASONS, 0)
-        totals = {"kept": 0, "regions": 0, "frames_with_regions": 0}
+        totals = {"kept": 0, "regions": 0, "frames_with_regions": 0, "tracks": 0, "thumbnails": 0}
         decoded = 0
         # The first chunk holds every frame that seeds the background model, so the seed
         # never depends on the memory budget (`resources.chunk_mb`).
@@ -197,6 +205,7 @@ class TaskRunner:
         self._frame_size = (info.width, info.height)
         self._carry = None
         self._damage = ""
+        self._tracker = self._new_tracker(self.current)
         last_proposed = -stride
         chunk_no = 0
         while True:
@@ -243,6 +252,7 @@ class TaskRunner:
             chunk_no += 1
         while inflight:
             self._collect(inflight.popleft(), staging, totals)
+        self._write_tracks(self._tracker.finish(), staging, totals)
         self.peak_scratch_bytes = max(self.peak_scratch_bytes, staging.bytes_used())
         last = runs.finish()
         if last is not None:
@@ -255,6 +265,8 @@ class TaskRunner:
             "rejected": rejected,
             "regions": totals["regions"],
             "frames_with_regions": totals["frames_with_regions"],
+            "tracks": totals["tracks"],
+            "thumbnails": totals["thumbnails"],
         }
 
     def _collect(
@@ -269,14 +281,23 @@ class TaskRunner:
         for w in waiting:
             if w.propose:
                 found, source = next(answers), w.index
-                self._carry = (w.index, w.verdict.rois, [p for _, p in found])
             else:
                 assert self._carry is not None  # the first kept frame is always proposed on
-                source, rois_then, then = self._carry
+                source, rois_then, then, tracks = self._carry
+                predicted = [self._tracker.predict(track, w.t) for track in tracks]
                 found = tuple(
-                    carry_proposals(then, rois_then, w.verdict.rois, w.crops, self._frame_size)
+                    carry_proposals(
+                        then, rois_then, w.verdict.rois, w.crops, self._frame_size, predicted
+                    )
                 )
-            record = self._kept_frame(w, found, staging, source)
+            record = self._kept_frame(w, found, staging, source, totals)
+            if w.propose:
+                self._carry = (
+                    w.index,
+                    w.verdict.rois,
+                    [p for _, p in found],
+                    [r.track for r in record.regions if r.track is not None],
+                )
             staging.append_frame(artifacts.frame_line(record))
             totals["kept"] += 1
             totals["regions"] += len(record.regions)
@@ -298,25 +319,50 @@ class TaskRunner:
         found: tuple[tuple[int, Proposal], ...],
         staging: Staging,
         proposed_on: int,
+        totals: dict[str, int],
     ) -> KeptFrame:
         cam, out, q = self.current.camera, self.current.output, self.current.quality
+        tracks, closed = self._tracker.update(
+            w.index, w.t, [p.box for _, p in found], [proposed_on == w.index] * len(found)
+        )
+        self._write_tracks(closed, staging, totals)
+        width, height = self._frame_size
         regions = []
-        for i, (crop_index, proposal) in enumerate(found):
+        for i, ((crop_index, proposal), track) in enumerate(zip(found, tracks)):
+            crop = w.crops[crop_index]
+            x1, y1, x2, y2 = proposal.box
+            local = (x1 - crop.x, y1 - crop.y, x2 - crop.x, y2 - crop.y)
             thumb = None
-            if out.thumbnails:
-                crop = w.crops[crop_index]
-                x1, y1, x2, y2 = proposal.box
-                thumb = artifacts.thumb_name(w.index, i)
-                staging.write_thumb(
-                    thumb,
-                    encode_thumb(
-                        crop.pixels,
-                        (x1 - crop.x, y1 - crop.y, x2 - crop.x, y2 - crop.y),
-                        margin=out.thumb_margin,
-                        max_width=out.thumb_max_width,
-                        quality=out.jpeg_quality,
-                    ),
+            pixels = None
+            if out.thumbnails != "none":
+                pixels = thumb_pixels(
+                    crop.pixels, local, margin=out.thumb_margin, max_width=out.thumb_max_width
                 )
+            if out.thumbnails == "all" and pixels is not None:
+                thumb = artifacts.thumb_name(w.index, i)
+                staging.write_thumb(thumb, encode_jpeg(pixels, out.jpeg_quality))
+                totals["thumbnails"] += 1
+                pixels = None  # written already: the track only needs its name
+            plate = crop.pixels[
+                max(0, local[1]) : max(0, local[3]), max(0, local[0]) : max(0, local[2])
+            ]
+            quality = crop_quality(
+                plate,
+                float(proposal.score),
+                touches_edge=x1 <= 0 or y1 <= 0 or x2 >= width or y2 >= height,
+            )
+            weight = 1.0 if proposed_on == w.index else CARRIED_QUALITY
+            self._tracker.offer(
+                track,
+                Candidate(
+                    frame=w.index,
+                    region=i,
+                    box=proposal.box,
+                    quality=round(quality.value * weight, 4),
+                    parts=quality.parts(),
+                    payload=pixels,
+                ),
+            )
             regions.append(
                 Region(
                     box=proposal.box,
@@ -324,6 +370,7 @@ class TaskRunner:
                     distance_m=distance_m(proposal.box, cam.focal_length_px, cam.plate_width_m),
                     thumb=thumb,
                     proposed_on=proposed_on,
+                    track=track,
                 )
             )
         best = max((r.score for r in regions), default=None)
@@ -338,6 +385,36 @@ class TaskRunner:
                 lighting=v.lighting, dark_level=q.dark_level, clarity=v.blur, best_score=best
             ),
             regions=tuple(regions),
+        )
+
+    def _write_tracks(
+        self, closed: list[ClosedTrack[np.ndarray]], staging: Staging, totals: dict[str, int]
+    ) -> None:
+        """tracks.jsonl lines of tracks that closed, and (`output.thumbnails = best`) the
+        thumbnails of their best crops (one only for a track shorter than
+        `tracking.min_frames`); with `all` every region's was written already."""
+        out, short = self.current.output, self.current.tracking.min_frames
+        for track in closed:
+            if len(track.boxes) < short:
+                track = dataclasses.replace(track, best=track.best[:1])
+            names: dict[tuple[int, int], str] = {}
+            for c in track.best:
+                name = artifacts.thumb_name(c.frame, c.region)
+                if out.thumbnails == "best" and c.payload is not None:
+                    staging.write_thumb(name, encode_jpeg(c.payload, out.jpeg_quality))
+                    totals["thumbnails"] += 1
+                    names[(c.frame, c.region)] = name
+                elif out.thumbnails == "all":
+                    names[(c.frame, c.region)] = name
+            staging.append_track(artifacts.track_line(track, names))
+            totals["tracks"] += 1
+
+    @staticmethod
+    def _new_tracker(settings: Settings) -> Tracker[np.ndarray]:
+        return Tracker(
+            max_gap_s=settings.tracking.max_gap_s,
+            max_track_s=settings.tracking.max_track_s,
+            keep=settings.output.best_crops,
         )
 
     def _commit(

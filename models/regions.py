@@ -130,23 +130,30 @@ def carry_proposals(
     rois_now: Sequence[Box],
     crops_now: Sequence[Crop],
     size: tuple[int, int],
+    predicted: Sequence[Box | None] = (),
 ) -> list[tuple[int, Proposal]]:
-    """The proposals of an earlier frame moved along with the motion to this frame, for
-    frames the proposer skips (`proposer.frame_stride`): each box moves as the motion box it
-    lies in moved (judged by the edges off the frame border), and lands in this frame's crop
-    that holds its centre. Boxes whose motion is gone, or that leave every crop, are dropped.
+    """The proposals of an earlier frame moved along to this frame, for frames the proposer
+    skips (`proposer.frame_stride`): a box goes where its plate track predicts it
+    (`predicted[i]`, when the track has a velocity), else as the motion box it lies in moved
+    (judged by the edges off the frame border), and lands in this frame's crop that holds its
+    centre. Boxes whose motion is gone, or that leave every crop, are dropped.
     Returns (crop index, proposal in frame pixels), best first."""
     width, height = size
     out = []
-    for p in found:
+    for n, p in enumerate(found):
         then = _best_overlap(p.box, rois_then)
         now = _best_overlap(then, rois_now) if then is not None else None
         if then is None or now is None:
             continue
-        dx = round(_edge_shift((then[0], then[2]), (now[0], now[2]), width))
-        dy = round(_edge_shift((then[1], then[3]), (now[1], now[3]), height))
-        x1, y1, x2, y2 = p.box
-        box = (max(0, x1 + dx), max(0, y1 + dy), min(width, x2 + dx), min(height, y2 + dy))
+        guess = predicted[n] if n < len(predicted) else None
+        if guess is not None:
+            x1, y1, x2, y2 = guess
+            box = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
+        else:
+            dx = round(_edge_shift((then[0], then[2]), (now[0], now[2]), width))
+            dy = round(_edge_shift((then[1], then[3]), (now[1], now[3]), height))
+            x1, y1, x2, y2 = p.box
+            box = (max(0, x1 + dx), max(0, y1 + dy), min(width, x2 + dx), min(height, y2 + dy))
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2

@@ -1,7 +1,7 @@
 """The artifacts' JSON Schemas (`platesift/schemas/`, draft 2020-12) and checking a directory
-against them: `manifest.json`, `heavy_task.json`, and every line of `frames.jsonl` and
-`rejections.jsonl`. The schemas are the GPU box's contract; `platesift verify` and the tests
-use them, and a reader may copy them."""
+against them: `manifest.json`, `heavy_task.json`, and every line of `frames.jsonl`,
+`rejections.jsonl` and `tracks.jsonl`. The schemas are the GPU box's contract; `platesift
+verify` and the tests use them, and a reader may copy them."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ SCHEMAS = {
     "heavy_task.json": "heavy_task.schema.json",
     "frames.jsonl": "frame.schema.json",
     "rejections.jsonl": "rejection.schema.json",
+    "tracks.jsonl": "track.schema.json",
 }
 """Artifact file -> the schema of the file (`.json`) or of each of its lines (`.jsonl`)."""
 

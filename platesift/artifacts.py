@@ -9,7 +9,10 @@ An artifact directory holds:
 - `frames.jsonl`: one `frame_line()` per kept frame, in frame order.
 - `rejections.jsonl`: one run `{"from": a, "to": b, "reason": r}` per line (inclusive frame
   indices), consecutive rejected frames with the same reason merged (`RejectionRuns`).
-- `thumbs/f0000123_r0.jpg`: one JPEG crop per proposed region (`thumb_name()`).
+- `tracks.jsonl`: one `track_line()` per plate track (regions of consecutive frames joined),
+  in the order the tracks closed.
+- `thumbs/f0000123_r0.jpg`: JPEG crops of proposed regions (`thumb_name()`): the best few of
+  each track (`output.thumbnails = best`), or one per region (`all`).
 - `heavy_task.json`: optional, the follow-up task for the heavy pipeline.
 - `manifest.json`: written last; lists every other file with its size and sha256. A reader
   trusts a directory only if its manifest exists and matches (`verify_artifact_dir()`).
@@ -25,14 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from platesift.records import REJECTION_REASONS, KeptFrame
+from platesift.tracking import ClosedTrack
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the artifact format; bump on any change of a file's structure or meaning.
-2: `t` is the frame's presentation time (was index / fps); `video.rotation`."""
+2: `t` is the frame's presentation time (was index / fps); `video.rotation`.
+3: `tracks.jsonl`; a region's `track`; thumbnails are each track's best (`output.thumbnails`);
+`counts.tracks` and `counts.thumbnails`."""
 
 MANIFEST_NAME = "manifest.json"
 FRAMES_NAME = "frames.jsonl"
 REJECTIONS_NAME = "rejections.jsonl"
+TRACKS_NAME = "tracks.jsonl"
 HEAVY_TASK_NAME = "heavy_task.json"
 THUMBS_DIR = "thumbs"
 
@@ -82,6 +89,7 @@ def frame_line(frame: KeptFrame) -> str:
                 ),
                 "thumb": None if region.thumb is None else str(region.thumb),
                 "proposed_on": None if region.proposed_on is None else int(region.proposed_on),
+                "track": None if region.track is None else int(region.track),
             }
         )
     return _dumps_line(
@@ -93,6 +101,35 @@ def frame_line(frame: KeptFrame) -> str:
             "motion": _num(frame.motion, "motion"),
             "confidence": _num(frame.confidence, "confidence"),
             "regions": regions,
+        }
+    )
+
+
+def track_line(track: ClosedTrack[Any], thumbs: Mapping[tuple[int, int], str]) -> str:
+    """One line of tracks.jsonl (no trailing newline): the track's span, its box in every
+    frame it was seen in, and its best crops, best first, each with its quality parts and its
+    thumbnail's name (`thumbs`: (frame, region) -> name; null when none was written)."""
+    best = []
+    for c in track.best:
+        best.append(
+            {
+                "frame": int(c.frame),
+                "region": int(c.region),
+                "box": [int(v) for v in c.box],
+                "quality": _num(c.quality, "quality"),
+                "parts": {k: _num(v, k) for k, v in c.parts.items()},
+                "thumb": thumbs.get((c.frame, c.region)),
+            }
+        )
+    return _dumps_line(
+        {
+            "track": int(track.track),
+            "first_frame": int(track.first_frame),
+            "last_frame": int(track.last_frame),
+            "first_t": _num(track.first_t, "first_t"),
+            "last_t": _num(track.last_t, "last_t"),
+            "boxes": [[int(f), *(int(v) for v in box)] for f, box in track.boxes],
+            "best": best,
         }
     )
 
@@ -184,7 +221,8 @@ def build_manifest(
     - `analysis`: `width`, `height` of the analysis frames.
     - `parameters`: every setting that can change the bytes (`Settings.effective_parameters()`).
     - `proposer`: `backend`, `model` (see `models.proposer.Proposer`).
-    - `counts`: `decoded`, `kept`, `rejected` ({reason: frames} for every reason), `regions`.
+    - `counts`: `decoded`, `kept`, `rejected` ({reason: frames} for every reason), `regions`,
+      `tracks`, `thumbnails` (JPEGs written).
     - `files`: {relative name: {`size`, `sha256`}} of every other file; `actors.nas.commit`
       fills it from the bytes it actually wrote, so callers may leave it out (None: `{}`).
     - `extra`: more top-level keys; may not shadow the ones above.
@@ -344,6 +382,7 @@ __all__ = [
     "REJECTIONS_NAME",
     "SCHEMA_VERSION",
     "THUMBS_DIR",
+    "TRACKS_NAME",
     "RejectionRuns",
     "build_manifest",
     "file_digest",
@@ -354,5 +393,6 @@ __all__ = [
     "parse_file_list",
     "run_line",
     "thumb_name",
+    "track_line",
     "verify_artifact_dir",
 ]

@@ -24,7 +24,15 @@ else:  # pragma: no cover - exercised on the Jetson's Python 3.10
     import tomli as tomllib
 
 ENV_PREFIX = "PLATESIFT_"
-ANALYSIS_SECTIONS = ("analysis", "motion", "quality", "proposer", "camera", "output")
+ANALYSIS_SECTIONS = (
+    "analysis",
+    "motion",
+    "quality",
+    "proposer",
+    "tracking",
+    "camera",
+    "output",
+)
 """Sections whose settings can change artifacts (and so may be set per task)."""
 SECRET_KEYS = frozenset({"server.token"})
 
@@ -181,8 +189,38 @@ class CameraSettings:
 
 
 @dataclass(frozen=True)
+class TrackingSettings:
+    max_gap_s: float = _opt(
+        1.5,
+        "a plate track survives this long without a region (missed or rejected frames), "
+        "then it is closed",
+        0,
+        60,
+    )
+    min_frames: int = _opt(
+        3,
+        "a track seen in fewer frames is most likely a false alarm: it keeps only its best crop",
+        1,
+        1000,
+    )
+    max_track_s: float = _opt(
+        60.0,
+        "a track is closed once this long and the plate starts a new one (bounds the memory a "
+        "parked car's plate can hold)",
+        1,
+        3600,
+    )
+
+
+@dataclass(frozen=True)
 class OutputSettings:
-    thumbnails: bool = _opt(True, "write a JPEG crop of every proposed region")
+    thumbnails: str = _opt(
+        "best",
+        "JPEG crops written: best (each track's output.best_crops best), all (every region "
+        "of every kept frame) or none",
+        choices=("best", "all", "none"),
+    )
+    best_crops: int = _opt(3, "best crops of a plate track kept as its thumbnails", 1, 50)
     thumb_margin: float = _opt(
         0.2, "margin around a region in its thumbnail, fraction of size", 0, 2
     )
@@ -241,6 +279,7 @@ class Settings:
     motion: MotionSettings = field(default_factory=MotionSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     proposer: ProposerSettings = field(default_factory=ProposerSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     paths: PathSettings = field(default_factory=PathSettings)
@@ -290,6 +329,10 @@ def _coerce(key: str, fld: dataclasses.Field[Any], value: Any, from_text: bool) 
     want = type(fld.default)
     if key in SECRET_KEYS and not isinstance(value, str):
         raise ConfigError(f"setting {key} must be text")
+    if key == "output.thumbnails" and isinstance(value, bool):
+        raise ConfigError(
+            f"setting {key} is now best, all or none (true was all, false none), got {value!r}"
+        )
     if from_text and isinstance(value, str):
         value = _parse_text(key, want, value)
     if want is bool:

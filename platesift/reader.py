@@ -5,8 +5,11 @@ The GPU box can copy this one file and nothing else (it imports nothing from pla
     from reader import Artifacts
 
     art = Artifacts("/mnt/nas/artifacts/t-123")   # ArtifactError unless the directory is whole
-    for frame, region in art.regions():
-        print(frame.frame, frame.t, region.box, region.thumb)
+    for track in art.tracks():                     # one per plate pass, its best crops first
+        best = track.best[0]
+        print(track.track, best.frame, best.box, best.quality, best.thumb)
+    for frame, region in art.regions():            # every region of every kept frame
+        print(frame.frame, frame.t, region.box, region.track)
 
 A directory is trusted only when its `manifest.json` is there, has a schema version this
 reader knows, and every file it lists has the size and sha256 it says (what a commit that
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_SCHEMAS = (2,)
+SUPPORTED_SCHEMAS = (3,)
 
 
 class ArtifactError(Exception):
@@ -39,6 +42,30 @@ class Region:
     distance_m: float | None
     thumb: Path | None  # the JPEG crop, if one was written
     proposed_on: int | None  # the frame the proposer looked at (this one or an earlier one)
+    track: int | None  # the plate track it belongs to (`Artifacts.tracks()`)
+
+
+@dataclass(frozen=True)
+class BestCrop:
+    frame: int
+    region: int  # index in that frame's regions
+    box: tuple[int, int, int, int]
+    quality: float  # predicted readability, 0-1; `parts` says of what
+    parts: dict[str, float]
+    thumb: Path | None  # its JPEG, if one was written
+
+
+@dataclass(frozen=True)
+class Track:
+    """One plate's pass through the view: the regions of consecutive frames joined."""
+
+    track: int
+    first_frame: int
+    last_frame: int
+    first_t: float
+    last_t: float
+    boxes: tuple[tuple[int, tuple[int, int, int, int]], ...]  # (frame, box) in frame order
+    best: tuple[BestCrop, ...]  # best first
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,8 @@ class Artifacts:
             raise ArtifactError(f"{path} cannot be read: {exc}") from None
         version = self.manifest.get("schema_version")
         if version not in SUPPORTED_SCHEMAS:
-            raise ArtifactError(f"{path}: schema_version {version!r}, this reader knows 2")
+            known = ", ".join(map(str, SUPPORTED_SCHEMAS))
+            raise ArtifactError(f"{path}: schema_version {version!r}, this reader knows {known}")
         if verify:
             self._verify()
 
@@ -103,6 +131,36 @@ class Artifacts:
             for region in frame.regions:
                 yield frame, region
 
+    def tracks(self) -> Iterator[Track]:
+        """Every plate track, in the order they closed."""
+        for record in self._lines("tracks.jsonl"):
+            yield Track(
+                track=int(record["track"]),
+                first_frame=int(record["first_frame"]),
+                last_frame=int(record["last_frame"]),
+                first_t=float(record["first_t"]),
+                last_t=float(record["last_t"]),
+                boxes=tuple(
+                    (int(f), (int(a), int(b), int(c), int(d))) for f, a, b, c, d in record["boxes"]
+                ),
+                best=tuple(
+                    BestCrop(
+                        frame=int(c["frame"]),
+                        region=int(c["region"]),
+                        box=(
+                            int(c["box"][0]),
+                            int(c["box"][1]),
+                            int(c["box"][2]),
+                            int(c["box"][3]),
+                        ),
+                        quality=float(c["quality"]),
+                        parts={str(k): float(v) for k, v in c["parts"].items()},
+                        thumb=None if c["thumb"] is None else self.directory / c["thumb"],
+                    )
+                    for c in record["best"]
+                ),
+            )
+
     def rejections(self) -> Iterator[tuple[int, int, str]]:
         """(first frame, last frame inclusive, reason) of every run of dropped frames."""
         for record in self._lines("rejections.jsonl"):
@@ -117,6 +175,7 @@ class Artifacts:
             distance_m=None if record.get("distance_m") is None else float(record["distance_m"]),
             thumb=None if thumb is None else self.directory / thumb,
             proposed_on=record.get("proposed_on"),
+            track=record.get("track"),
         )
 
     def _lines(self, name: str) -> Iterator[dict[str, Any]]:
@@ -152,4 +211,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["SUPPORTED_SCHEMAS", "ArtifactError", "Artifacts", "KeptFrame", "Region"]
+__all__ = [
+    "SUPPORTED_SCHEMAS",
+    "ArtifactError",
+    "Artifacts",
+    "BestCrop",
+    "KeptFrame",
+    "Region",
+    "Track",
+]

@@ -23,6 +23,7 @@ class Region:
     thumb: str | None
     proposed_on: int | None = None  # the frame the proposer ran on (this one, or an earlier
     # one whose box was carried along with the motion: proposer.frame_stride)
+    track: int | None = None  # the plate track it belongs to (tracks.jsonl)
 
 
 @dataclass(frozen=True)

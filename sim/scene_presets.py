@@ -1,5 +1,6 @@
 """The named scene presets: the street, its nuisances (noise, rain, flicker, shake, night),
-the hard cases (creeping traffic, blur, an empty street) and the demo."""
+every nuisance at once, the hard cases (creeping traffic, blur, an empty street) and the
+demo."""
 
 from __future__ import annotations
 
@@ -247,6 +248,22 @@ def _demo() -> SceneSpec:
     )
 
 
+def _everything() -> SceneSpec:
+    """The street with every nuisance at once, and a fourth car."""
+    return dataclasses.replace(
+        _street(),
+        rain=12,
+        flicker=0.12,
+        auto_exposure=0.2,
+        shake_px=3,
+        noise_sigma=5,
+        vehicles=(
+            *_street().vehicles,
+            Vehicle(enter_s=1.0, speed_px_s=120, lane_y=0.9, color=(118, 118, 118)),
+        ),
+    )
+
+
 _PRESETS: dict[str, Callable[[], SceneSpec]] = {
     "street": _street,
     "noise": _noise,
@@ -256,6 +273,7 @@ _PRESETS: dict[str, Callable[[], SceneSpec]] = {
     "creeping": _creeping,
     "night": _night,
     "night_unlit": _night_unlit,
+    "everything": _everything,
     "blurred": _blurred,
     "empty": _empty,
     "demo": _demo,

@@ -369,7 +369,7 @@ def test_frame_times_and_rotation_reach_the_artifacts(tmp_path: Path, street: Pa
     result = run(["preprocess", str(video), "--out", str(out), "--proposer", "none"], tmp_path)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["schema_version"] == 2 and manifest["video"]["rotation"] == 270
+    assert manifest["schema_version"] == 3 and manifest["video"]["rotation"] == 270
     assert manifest["parameters"]["analysis"]["decoder"] == "auto"
     assert manifest["video"]["decoder"] == "pyav"  # what auto chose here, not "auto"
     kept = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]

@@ -77,6 +77,7 @@ def _stage(
     assert last is not None
     staging.append_rejection(last)
     staging.append_frame('{"frame":2,"regions":[]}' + tag.decode())
+    staging.append_track('{"track":1}' + tag.decode())
     for region in thumbs:
         staging.write_thumb(thumb_name(2, region), b"\xff\xd8jpeg" + bytes([region]) + tag)
     staging.write_heavy_task(manifest_json({"type": "HEAVY_PROCESS", "tag": tag.decode()}))
@@ -225,6 +226,7 @@ def test_staging_files_size_and_cleanup(tmp_path: Path) -> None:
         "rejections.jsonl",
         "thumbs/f0000002_r0.jpg",
         "thumbs/f0000002_r1.jpg",
+        "tracks.jsonl",
     ]
     staging.close()
     on_disk = sum(len(data) for data in _tree(staging.path).values())
@@ -232,6 +234,8 @@ def test_staging_files_size_and_cleanup(tmp_path: Path) -> None:
     assert (staging.path / "rejections.jsonl").read_bytes() == (
         b'{"from":0,"to":1,"reason":"static"}\n'
     )
+    assert (staging.path / "tracks.jsonl").read_bytes() == b'{"track":1}\n'
+    assert (staging.path / "frames.jsonl").read_bytes() == b'{"frame":2,"regions":[]}\n'
     with pytest.raises(ValueError, match="closed"):
         staging.append_frame("{}")
     staging.cleanup()
@@ -277,11 +281,12 @@ def test_commit_writes_every_file_and_a_matching_manifest(tmp_path: Path) -> Non
         "rejections.jsonl",
         "thumbs/f0000002_r0.jpg",
         "thumbs/f0000002_r1.jpg",
+        "tracks.jsonl",
     ]
     assert sha == hashlib.sha256(tree["manifest.json"]).hexdigest()
     assert json.loads(tree["manifest.json"]) == manifest
     assert tree["manifest.json"] == manifest_json(manifest)
-    assert manifest["schema_version"] == 2
+    assert manifest["schema_version"] == 3
     assert manifest["task_id"] == "t-1"
     for name, data in tree.items():
         if name != "manifest.json":
@@ -290,7 +295,7 @@ def test_commit_writes_every_file_and_a_matching_manifest(tmp_path: Path) -> Non
                 "sha256": hashlib.sha256(data).hexdigest(),
             }
             assert data == (staging.path / name).read_bytes()
-    assert len(manifest["files"]) == 5
+    assert len(manifest["files"]) == 6
     assert verify_artifact_dir(dest) == []
     staging.cleanup()
 
@@ -325,6 +330,7 @@ def test_second_commit_replaces_files_removes_stale_keeps_users(tmp_path: Path) 
         "rejections.jsonl",
         "thumbs/f0000002_r0.jpg",
         "thumbs/my-own.jpg",
+        "tracks.jsonl",
     ]
     assert tree["thumbs/f0000002_r0.jpg"].endswith(b"v2")
     assert tree["notes.txt"] == b"mine"
@@ -334,6 +340,7 @@ def test_second_commit_replaces_files_removes_stale_keeps_users(tmp_path: Path) 
         "heavy_task.json",
         "rejections.jsonl",
         "thumbs/f0000002_r0.jpg",
+        "tracks.jsonl",
     ]
 
 

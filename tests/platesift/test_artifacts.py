@@ -37,6 +37,7 @@ FRAME = KeptFrame(
             distance_m=None,
             thumb="thumbs/f0000012_r0.jpg",
             proposed_on=12,
+            track=3,
         ),
         Region(box=(5, 6, 7, 8), score=0.5, distance_m=12.34567, thumb=None, proposed_on=11),
     ),
@@ -45,8 +46,8 @@ FRAME = KeptFrame(
 FRAME_LINE = (
     '{"frame":12,"t":0.48,"lighting":0.1235,"blur":0.0,"motion":3.0,"confidence":0.9877,'
     '"regions":[{"box":[1,2,3,4],"score":0.9123,"distance_m":null,"thumb":"thumbs/f0000012_r0.jpg",'
-    '"proposed_on":12},{"box":[5,6,7,8],"score":0.5,"distance_m":12.3457,"thumb":null,'
-    '"proposed_on":11}]}'
+    '"proposed_on":12,"track":3},{"box":[5,6,7,8],"score":0.5,"distance_m":12.3457,"thumb":null,'
+    '"proposed_on":11,"track":null}]}'
 )
 
 
@@ -63,7 +64,7 @@ def test_frame_line_key_order_and_no_newline() -> None:
     keys = list(json.loads(line))
     assert keys == ["frame", "t", "lighting", "blur", "motion", "confidence", "regions"]
     region_keys = list(json.loads(line)["regions"][0])
-    assert region_keys == ["box", "score", "distance_m", "thumb", "proposed_on"]
+    assert region_keys == ["box", "score", "distance_m", "thumb", "proposed_on", "track"]
 
 
 def test_frame_line_accepts_numpy_scalars_with_same_bytes() -> None:
@@ -81,6 +82,7 @@ def test_frame_line_accepts_numpy_scalars_with_same_bytes() -> None:
                 distance_m=None,
                 thumb="thumbs/f0000012_r0.jpg",
                 proposed_on=np.int64(12),
+                track=np.int64(3),  # type: ignore[arg-type]
             ),
             Region(box=(5, 6, 7, 8), score=0.5, distance_m=12.34567, thumb=None, proposed_on=11),
         ),
@@ -202,7 +204,7 @@ def _manifest(**overrides: object) -> dict[str, object]:
 
 def test_build_manifest_keys() -> None:
     manifest = _manifest(extra={"worker": "jetson-1"})
-    assert manifest["schema_version"] == SCHEMA_VERSION == 2
+    assert manifest["schema_version"] == SCHEMA_VERSION == 3
     assert sorted(manifest) == sorted(
         [
             "schema_version",
@@ -296,11 +298,11 @@ def test_verify_detects_size_change_and_missing_file(tmp_path: Path) -> None:
 
 def test_verify_detects_missing_or_broken_manifest(tmp_path: Path) -> None:
     assert "manifest missing" in verify_artifact_dir(tmp_path)[0]
-    (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 2, "files": ')
+    (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 3, "files": ')
     assert "unparseable" in verify_artifact_dir(tmp_path)[0]
     (tmp_path / "manifest.json").write_bytes(b"[]")
     assert "not a JSON object" in verify_artifact_dir(tmp_path)[0]
-    (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 2}')
+    (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 3}')
     assert "no 'files'" in verify_artifact_dir(tmp_path)[0]
     (tmp_path / "manifest.json").write_bytes(b'{"schema_version": 99, "files": {}}')
     assert "schema_version 99" in verify_artifact_dir(tmp_path)[0]
@@ -312,7 +314,36 @@ def test_verify_refuses_unsafe_names(tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_bytes(b"x")
     entry = {"size": 1, "sha256": hashlib.sha256(b"x").hexdigest()}
     (inner / "manifest.json").write_bytes(
-        manifest_json({"schema_version": 2, "files": {"../outside.txt": entry}})
+        manifest_json({"schema_version": 3, "files": {"../outside.txt": entry}})
     )
     problems = verify_artifact_dir(inner)
     assert len(problems) == 1 and "unsafe file name" in problems[0]
+
+
+def test_track_line_exact_string_and_schema() -> None:
+    from jsonschema import Draft202012Validator
+
+    from platesift.artifact_schemas import SCHEMA_DIR
+    from platesift.artifacts import track_line
+    from platesift.tracking import Candidate, ClosedTrack
+
+    track: ClosedTrack[None] = ClosedTrack(
+        track=4,
+        first_t=0.4,
+        last_t=0.5200001,
+        boxes=((10, (1, 2, 31, 9)), (13, (5, 2, 35, 9))),
+        best=(
+            Candidate(13, 1, (5, 2, 35, 9), 0.812345, {"size": 0.5, "edge": 1.0}),
+            Candidate(10, 0, (1, 2, 31, 9), 0.5, {"size": -0.0}),
+        ),
+    )
+    line = track_line(track, {(13, 1): "thumbs/f0000013_r1.jpg"})
+    assert line == (
+        '{"track":4,"first_frame":10,"last_frame":13,"first_t":0.4,"last_t":0.52,'
+        '"boxes":[[10,1,2,31,9],[13,5,2,35,9]],"best":[{"frame":13,"region":1,'
+        '"box":[5,2,35,9],"quality":0.8123,"parts":{"size":0.5,"edge":1.0},'
+        '"thumb":"thumbs/f0000013_r1.jpg"},{"frame":10,"region":0,"box":[1,2,31,9],'
+        '"quality":0.5,"parts":{"size":0.0},"thumb":null}]}'
+    )
+    schema = json.loads((SCHEMA_DIR / "track.schema.json").read_text())
+    assert list(Draft202012Validator(schema).iter_errors(json.loads(line))) == []

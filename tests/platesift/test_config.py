@@ -42,7 +42,8 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
             "proposer.backend=gpu",
             "setting proposer.backend must be one of auto, edgetpu, tflite, opencv, none",
         ),
-        ("output.thumbnails=maybe", "setting output.thumbnails must be true or false"),
+        ("output.thumbnails=maybe", "setting output.thumbnails must be one of best, all, none"),
+        ("output.best_crops=0", "setting output.best_crops must be at least 1"),
         ("nonsense", "must look like section.key=value"),
     ],
 )
@@ -68,6 +69,15 @@ def test_bad_files(tmp_path: Path) -> None:
     unknown.write_text("[moton]\nthreshold = 3\n")
     with pytest.raises(ConfigError, match=r"unknown setting moton\.threshold"):
         load_settings(unknown, env={})
+
+
+def test_an_old_boolean_thumbnails_setting_says_what_it_became(tmp_path: Path) -> None:
+    old = tmp_path / "old.toml"
+    old.write_text("[output]\nthumbnails = true\n")
+    with pytest.raises(ConfigError, match=r"now best, all or none \(true was all"):
+        load_settings(old, env={})
+    (tmp_path / "new.toml").write_text('[output]\nthumbnails = "all"\n')
+    assert load_settings(tmp_path / "new.toml", env={}).output.thumbnails == "all"
 
 
 def test_bad_environment_value() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
 from platesift import reader
@@ -41,7 +42,21 @@ def test_it_reads_what_the_artifacts_say(street: tuple[Path, Path]) -> None:
     regions = list(art.regions())
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(regions) == manifest["counts"]["regions"] > 0
-    assert all(r.thumb is not None and r.thumb.is_file() for _, r in regions)
+    tracks = list(art.tracks())
+    assert len(tracks) == manifest["counts"]["tracks"] > 0
+    assert {r.track for _, r in regions} == {t.track for t in tracks}
+    # `output.thumbnails = best`: only each track's best crops have a JPEG, named by the track.
+    assert all(r.thumb is None for _, r in regions)
+    thumbs = [c.thumb for t in tracks for c in t.best if c.thumb is not None]
+    assert len(thumbs) == manifest["counts"]["thumbnails"] > 0
+    assert all(path.is_file() for path in thumbs)
+    assert sorted(p.name for p in thumbs) == sorted(p.name for p in (out / "thumbs").iterdir())
+    for t in tracks:
+        assert t.best and [c.quality for c in t.best] == sorted(
+            (c.quality for c in t.best), reverse=True
+        )
+        seen = {f: box for f, box in t.boxes}
+        assert all(seen[c.frame] == c.box for c in t.best)
     runs = list(art.rejections())
     assert sum(b - a + 1 for a, b, _ in runs) == manifest["counts"]["decoded"] - len(frames)
     assert art.video["rotation"] == 0 and art.task_id == manifest["task_id"]
@@ -86,7 +101,7 @@ def test_it_needs_only_the_standard_library(street: tuple[Path, Path], tmp_path:
     assert int(count) > 0 and imported == "[]"
 
 
-def test_the_example_cuts_every_region_out_of_the_source(
+def test_the_example_cuts_every_best_crop_out_of_the_source(
     street: tuple[Path, Path], tmp_path: Path
 ) -> None:
     video, out = street
@@ -102,6 +117,12 @@ def test_the_example_cuts_every_region_out_of_the_source(
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    regions = list(Artifacts(out).regions())
-    assert len(list(crops.glob("*.png"))) == len(regions)
-    assert f"{len(regions)} crops written" in done.stdout
+    best = [(t.track, rank, c) for t in Artifacts(out).tracks() for rank, c in enumerate(t.best)]
+    assert sorted(p.name for p in crops.glob("*.png")) == sorted(
+        f"t{track}_{rank}.png" for track, rank, _ in best
+    )
+    assert f"{len(best)} crops written" in done.stdout
+    for track, rank, crop in best:  # in colour, the size of the box
+        image = cv2.imread(str(crops / f"t{track}_{rank}.png"))
+        x1, y1, x2, y2 = crop.box
+        assert image.shape == (y2 - y1, x2 - x1, 3)

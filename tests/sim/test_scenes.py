@@ -36,6 +36,7 @@ EXPECTED_PRESETS = {
     "creeping",
     "night",
     "night_unlit",
+    "everything",
     "blurred",
     "empty",
     "demo",
@@ -199,7 +200,8 @@ def test_preset_ground_truth_is_consistent(name: str) -> None:
     if name == "empty":
         assert static == len(gt.frames)
     else:
-        assert static >= 0.15 * len(gt.frames)
+        # `everything`'s first car enters at 1 s: the street is static only at the start.
+        assert static >= (0.08 if name == "everything" else 0.15) * len(gt.frames)
         assert 0 < len(gt.readable_plate_frames()) < len(gt.moving_frames()) or name == "blurred"
 
 
