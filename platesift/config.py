@@ -198,7 +198,7 @@ class TrackingSettings:
         60,
     )
     min_frames: int = _opt(
-        3,
+        6,
         "a track seen in fewer frames is most likely a false alarm: it keeps only its best crop",
         1,
         1000,

@@ -420,3 +420,42 @@ def test_a_transport_stream_cut_off_mid_packet_is_flagged_not_silent(
     assert "warning   source damaged: the transport stream ends inside a packet" in result.stdout
     events = run(["journal", "tail", "-n", "5"], tmp_path).stdout
     assert "damaged" in events, events
+
+
+def test_thumbnail_modes_best_all_and_none(tmp_path: Path, street: Path) -> None:
+    def preprocess(mode: str) -> tuple[Path, list[dict], list[dict], dict]:
+        out = tmp_path / mode
+        done = run(
+            ["preprocess", str(street), "--out", str(out), "--set", f"output.thumbnails={mode}"],
+            tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        frames = [json.loads(x) for x in (out / "frames.jsonl").read_text().splitlines()]
+        tracks = [json.loads(x) for x in (out / "tracks.jsonl").read_text().splitlines()]
+        return out, frames, tracks, json.loads((out / "manifest.json").read_text())
+
+    def jpegs(out: Path) -> set[str]:
+        return {f"thumbs/{p.name}" for p in (out / "thumbs").glob("*.jpg")}
+
+    best_out, best_frames, best_tracks, best_manifest = preprocess("best")
+    all_out, all_frames, all_tracks, all_manifest = preprocess("all")
+    none_out, none_frames, none_tracks, none_manifest = preprocess("none")
+    assert [f["regions"] for f in none_frames] == [f["regions"] for f in best_frames]
+    regions = [r for f in all_frames for r in f["regions"]]
+    # all: one JPEG per region, named in frames.jsonl; the tracks name their best ones too.
+    assert jpegs(all_out) == {r["thumb"] for r in regions} and len(regions) > 20
+    assert {c["thumb"] for t in all_tracks for c in t["best"]} <= jpegs(all_out)
+    # best: only the tracks' best, at most three each; frames.jsonl names none.
+    assert jpegs(best_out) == {c["thumb"] for t in best_tracks for c in t["best"]}
+    assert len(jpegs(best_out)) <= 3 * len(best_tracks) < len(regions)
+    assert all(r["thumb"] is None for f in best_frames for r in f["regions"])
+    # none: no JPEG, but the same tracks and best crops, by frame and box.
+    assert not jpegs(none_out) and none_manifest["counts"]["thumbnails"] == 0
+    strip = [[{**c, "thumb": None} for c in t["best"]] for t in best_tracks]
+    assert [t["best"] for t in none_tracks] == strip
+    # The three modes see the same tracks; the best crops' bytes are the same JPEGs.
+    assert [t["boxes"] for t in best_tracks] == [t["boxes"] for t in all_tracks]
+    for name in jpegs(best_out):
+        assert (best_out / name).read_bytes() == (all_out / name).read_bytes()
+    assert best_manifest["counts"]["thumbnails"] == len(jpegs(best_out))
+    assert all_manifest["counts"]["tracks"] == best_manifest["counts"]["tracks"] == len(best_tracks)

@@ -204,7 +204,7 @@ def default_scenes() -> list[str]:
     return names + [f"street@{seed}" for seed in SEEDED]
 
 
-def run(names: Sequence[str], root: Path) -> list[SceneResult]:
+def run(names: Sequence[str], root: Path, overrides: Sequence[str] = ()) -> list[SceneResult]:
     from actors.messages import TaskSpec
     from platesift.app.worker import Worker
     from platesift.config import load_settings
@@ -217,6 +217,7 @@ def run(names: Sequence[str], root: Path) -> list[SceneResult]:
             overrides=[
                 f"paths.journal={root / 'journal.db'}",
                 f"paths.scratch={root / 'scratch'}",
+                *overrides,
                 f"output.thumbnails={mode}",
             ],
         )
@@ -241,7 +242,7 @@ def run(names: Sequence[str], root: Path) -> list[SceneResult]:
         truth = GroundTruth.from_json((root / f"{name}.truth.json").read_text())
         results.append(
             score_scene(
-                name, truth, root / "best" / name, root / "all" / name, root / f"{name}.mp4"
+                name, truth, root / "best" / name, root / f"{name}.mp4", root / "all" / name
             )
         )
     return results
@@ -275,11 +276,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("scenes", nargs="*", default=default, help="presets (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the rows to this file")
     p.add_argument("--keep", type=Path, help="work here and keep the artifacts")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every run (e.g. tracking.max_gap_s=1)",
+    )
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="platesift-tracks-") as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        rows = [r.row() for r in run(args.scenes, root)]
+        rows = [r.row() for r in run(args.scenes, root, args.set)]
     print(format_table(rows))
     passes = max(sum(r["passes"] for r in rows), 1)
 

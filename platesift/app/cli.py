@@ -230,6 +230,7 @@ def _print_summary(outcome: TaskOutcome) -> None:
     print(f"task      {outcome.task_id}")
     print(f"frames    {decoded} decoded, {c['kept']} kept ({reasons})")
     print(f"regions   {c['regions']} in {c['frames_with_regions']} frames")
+    print(f"tracks    {c['tracks']} ({c['thumbnails']} thumbnails)")
     print(f"time      {outcome.seconds:.2f} s ({fps:.0f} fps)")
     print(f"artifacts {outcome.dest}")
     if outcome.detail:
