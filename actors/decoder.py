@@ -30,6 +30,7 @@ from actors.video_sources import check_backend, open_source
 from platesift.config import AnalysisSettings, ResourceSettings
 from platesift.downscale import analysis_size
 from platesift.errors import NasUnavailableError, VideoError
+from platesift.thumbs import Chroma
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Decoder:
         self._info: VideoInfo | None = None
         self._next_index = 0
         self._pending: np.ndarray | None = None
+        self._pending_chroma: Chroma | None = None
         self._chunk_frames = MIN_CHUNK_FRAMES
         self._ended = False
         self._clock = FrameClock(25.0)
@@ -122,7 +124,7 @@ class Decoder:
         per_chunk = budget // frame_bytes(info.width, info.height)
         self._chunk_frames = max(MIN_CHUNK_FRAMES, min(MAX_CHUNK_FRAMES, per_chunk))
         self._source = source
-        self._pending = first
+        self._pending, self._pending_chroma = first, source.chroma
         self._first_time = first_time
         self._clock = FrameClock(info.fps)
         self._next_index = 0
@@ -159,7 +161,7 @@ class Decoder:
             self._source.close()
         self._source = None
         self._info = None
-        self._pending = None
+        self._pending = self._pending_chroma = None
 
     @property
     def chunk_frames(self) -> int:
@@ -179,16 +181,18 @@ class Decoder:
             full: np.ndarray | None
             if self._pending is not None:
                 full, self._pending = self._pending, None
+                chroma, self._pending_chroma = self._pending_chroma, None
                 pts = self._first_time
             else:
                 full = self._source.read()
-                pts = self._source.time_s
+                chroma, pts = self._source.chroma, self._source.time_s
             if full is None:
                 self._ended = True
                 self._check_complete()
                 break
             index = self._next_index
-            frames.append(Frame(index=index, t=self._clock.time(index, pts), full=full))
+            t = self._clock.time(index, pts)
+            frames.append(Frame(index=index, t=t, full=full, chroma=chroma))
             self._next_index += 1
         if not frames and self._ended:
             return Chunk(frames=(), damage=self._damage)

@@ -36,6 +36,7 @@ import numpy as np
 from actors.container_probe import PresentationTimes, Probe, probe_video
 from actors.source_facts import SourceInfo, check_size
 from platesift.errors import ConfigError, TransientError, VideoError
+from platesift.thumbs import Chroma
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +199,22 @@ def i420_layout(width: int, height: int) -> tuple[int, int]:
     return y_stride, y_stride * h2 + 2 * c_stride * (h2 // 2)
 
 
+def i420_chroma(rest: np.ndarray, width: int, height: int) -> Chroma | None:
+    """Views of the U and V planes in what follows the luma rows of an I420 buffer
+    (`i420_layout`): the even-height padding row, if any, then U, then V."""
+    y_stride, size = i420_layout(width, height)
+    h2 = _round_up(height, 2)
+    c_stride = _round_up(_round_up(width, 2) // 2, 4)
+    start = y_stride * (h2 - height)
+    plane = c_stride * (h2 // 2)
+    if len(rest) != size - y_stride * height or plane == 0:
+        return None
+    w2 = (width + 1) // 2
+    u = rest[start : start + plane].reshape(h2 // 2, c_stride)[:, :w2]
+    v = rest[start + plane : start + 2 * plane].reshape(h2 // 2, c_stride)[:, :w2]
+    return u, v
+
+
 def _round_up(value: int, to: int) -> int:
     return (value + to - 1) // to * to
 
@@ -257,6 +274,7 @@ class GStreamerSource:
         self.frames = 0
         self.time_s: float | None = None
         self.rotation = probe.rotation
+        self.chroma: Chroma | None = None
         self._times: PresentationTimes | None = None
         self._stall_s = stall_timeout_s
         self._done = False
@@ -270,10 +288,10 @@ class GStreamerSource:
             # Let the decoder's validation report it; there is nothing to run.
             self._done = True
             self._y_stride, self._frame_bytes = 0, 0
-            self._chroma = bytearray()
+            self._rest = 0
             return
         self._y_stride, self._frame_bytes = i420_layout(w, h)
-        self._chroma = bytearray(self._frame_bytes - self._y_stride * h)
+        self._rest = self._frame_bytes - self._y_stride * h  # bytes after the luma rows
         self._times = PresentationTimes(self._location)
         self._start(launch)
 
@@ -317,11 +335,14 @@ class GStreamerSource:
         if self._done:
             return None
         w, h = self.info.width, self.info.height
+        self.chroma = None
         luma = np.empty((h, self._y_stride), np.uint8)
         want = luma.nbytes
         got = self._fill(luma.data.cast("B"))
-        if got == want and self._chroma:
-            got += self._fill(memoryview(self._chroma))
+        # Each frame's chroma is its own buffer: a kept frame's colour thumbnails need it.
+        chroma = np.empty(self._rest, np.uint8)
+        if got == want and len(chroma):
+            got += self._fill(chroma.data.cast("B"))
         if got == 0:
             self._finish()
             return None
@@ -331,6 +352,7 @@ class GStreamerSource:
         self._check_sizes()
         self.frames += 1
         self.time_s = self._times.next() if self._times is not None else None
+        self.chroma = i420_chroma(chroma, w, h)
         return luma if self._y_stride == w else luma[:, :w]
 
     def _check_sizes(self) -> None:

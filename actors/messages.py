@@ -12,6 +12,7 @@ import numpy as np
 
 from platesift.config import Settings
 from platesift.records import Box
+from platesift.thumbs import Chroma
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,14 @@ class VideoInfo:
 class Frame:
     """One decoded frame: its source-size luma (`full`, often a zero-copy view of the
     decoder's buffer). The filter reads it once, for the small motion image every frame
-    needs, and again only if the frame moved."""
+    needs, and again only if the frame moved. `chroma`: the 4:2:0 U and V planes (half width
+    and height, views too) where the decoder hands them out, for colour thumbnails; None
+    otherwise."""
 
     index: int
     t: float  # presentation time, seconds since the first frame
     full: np.ndarray = field(repr=False, compare=False)
+    chroma: Chroma | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from platesift.errors import VideoError
+from platesift.thumbs import Chroma
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class VideoSource(Protocol):
     info: SourceInfo
     time_s: float | None  # presentation time of the frame read last; None if it had none
     rotation: int  # display rotation, degrees clockwise (0, 90, 180, 270); known after a read
+    chroma: Chroma | None  # the 4:2:0 U and V planes of the frame read last, if handed out
 
     def read(self) -> np.ndarray | None: ...
 

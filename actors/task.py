@@ -207,6 +207,7 @@ class TaskRunner:
         self._damage = ""
         self._tracker = self._new_tracker(self.current)
         last_proposed = -stride
+        colour = self.current.output.colour and self.current.output.thumbnails != "none"
         chunk_no = 0
         while True:
             self.model.extract(chunk=chunk_no)
@@ -230,7 +231,7 @@ class TaskRunner:
                     # Keep only copies of the regions around the motion; the frame goes now.
                     due = frame.index - last_proposed >= stride
                     last_proposed = frame.index if due else last_proposed
-                    crops = crop_regions(frame.full, verdict.rois)
+                    crops = crop_regions(frame.full, verdict.rois, frame.chroma if colour else None)
                     waiting.append(_Waiting(frame.index, frame.t, verdict, crops, due))
                     continue
                 rejected[verdict.reason or "static"] += 1
@@ -336,7 +337,11 @@ class TaskRunner:
             pixels = None
             if out.thumbnails != "none":
                 pixels = thumb_pixels(
-                    crop.pixels, local, margin=out.thumb_margin, max_width=out.thumb_max_width
+                    crop.pixels,
+                    local,
+                    margin=out.thumb_margin,
+                    max_width=out.thumb_max_width,
+                    chroma=crop.chroma,
                 )
             if out.thumbnails == "all" and pixels is not None:
                 thumb = artifacts.thumb_name(w.index, i)

@@ -30,6 +30,7 @@ from actors.source_facts import (
     frame_bytes,
 )
 from platesift.errors import VideoError
+from platesift.thumbs import Chroma
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ _CV_LUMA_FORMATS = {
     b"J422",
     b"J444",
 }
+# PyAV pixel formats whose second and third planes are 4:2:0 U and V (colour thumbnails).
+_AV_420_FORMATS = {"yuv420p", "yuvj420p"}
 # PyAV pixel formats whose first plane is 8-bit luma.
 _AV_LUMA_FORMATS = {
     "yuv420p",
@@ -163,8 +166,10 @@ class PyAVSource:
         self.corrupt = False
         self.time_s: float | None = None
         self.rotation = 0
+        self.chroma: Chroma | None = None
 
     def read(self) -> np.ndarray | None:
+        self.chroma = None
         try:
             frame = next(self._frames)
         except StopIteration:
@@ -179,14 +184,21 @@ class PyAVSource:
         self._count += 1
         self.time_s = frame.time
         if frame.format.name in _AV_LUMA_FORMATS:
-            plane = frame.planes[0]
-            rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
-            return rows[: self.info.height, : self.info.width]
+            if frame.format.name in _AV_420_FORMATS:
+                w2, h2 = (self.info.width + 1) // 2, (self.info.height + 1) // 2
+                self.chroma = (_plane(frame.planes[1], h2, w2), _plane(frame.planes[2], h2, w2))
+            return _plane(frame.planes[0], self.info.height, self.info.width)
         luma: np.ndarray = frame.to_ndarray(format="gray")
         return luma
 
     def close(self) -> None:
         self._container.close()
+
+
+def _plane(plane: Any, height: int, width: int) -> np.ndarray:
+    """A zero-copy view of one PyAV plane's `height` x `width` pixels."""
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:height, :width]
 
 
 class OpenCVSource:
@@ -198,6 +210,7 @@ class OpenCVSource:
         self._raw_shape: tuple[int, ...] | None = None
         self.time_s: float | None = None
         self.rotation = 0
+        self.chroma: Chroma | None = None  # OpenCV hands out luma or BGR, never the planes
         # Never rotated (OpenCV would by default): every decoder hands out frames as stored.
         cap = _no_rotation(cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_CONVERT_RGB, 0]))
         if not cap.isOpened():

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.proposer import Box, Proposal, Proposer, shifted
+from platesift.thumbs import Chroma
 
 CPU_MODEL_STRIDE = 2
 """`proposer.frame_stride = 0` (auto) on the CPU model: every second frame (see README)."""
@@ -23,22 +24,28 @@ MIN_MARGIN_PX = 16
 
 @dataclass(frozen=True)
 class Crop:
-    """A copy of part of a frame's luma, and where it sits in the frame."""
+    """A copy of part of a frame's luma, and where it sits in the frame (`x`, `y`: even, so
+    that `chroma`, the copy of the same part of the 4:2:0 chroma planes when the decoder
+    handed them out, lines up with it)."""
 
     x: int
     y: int
     pixels: np.ndarray = field(repr=False, compare=False)
+    chroma: Chroma | None = field(default=None, repr=False, compare=False)
 
     @property
     def nbytes(self) -> int:
-        return int(self.pixels.nbytes)
+        extra = 0 if self.chroma is None else self.chroma[0].nbytes + self.chroma[1].nbytes
+        return int(self.pixels.nbytes) + int(extra)
 
 
 def _grow(box: Box, width: int, height: int) -> Box:
+    """`box` with a margin, its corners moved out to even pixels (the chroma grid)."""
     x1, y1, x2, y2 = box
     mx = max(MIN_MARGIN_PX, round((x2 - x1) * MARGIN_FRACTION))
     my = max(MIN_MARGIN_PX, round((y2 - y1) * MARGIN_FRACTION))
-    return (max(0, x1 - mx), max(0, y1 - my), min(width, x2 + mx), min(height, y2 + my))
+    x1, y1, x2, y2 = max(0, x1 - mx), max(0, y1 - my), min(width, x2 + mx), min(height, y2 + my)
+    return (x1 - x1 % 2, y1 - y1 % 2, min(width, x2 + x2 % 2), min(height, y2 + y2 % 2))
 
 
 def _overlap(a: Box, b: Box) -> bool:
@@ -69,12 +76,24 @@ def merge_boxes(boxes: Sequence[Box]) -> list[Box]:
     return sorted(merged)
 
 
-def crop_regions(luma: np.ndarray, rois: Sequence[Box]) -> tuple[Crop, ...]:
-    """Copies of `luma` around `rois` (grown by a margin, overlaps merged); the whole frame
-    when there is no ROI."""
+def crop_regions(
+    luma: np.ndarray, rois: Sequence[Box], chroma: Chroma | None = None
+) -> tuple[Crop, ...]:
+    """Copies of `luma` (and `chroma`) around `rois` (grown by a margin, overlaps merged);
+    the whole frame when there is no ROI."""
     height, width = luma.shape[:2]
     boxes = merge_boxes([_grow(b, width, height) for b in rois]) or [(0, 0, width, height)]
-    return tuple(Crop(x1, y1, np.ascontiguousarray(luma[y1:y2, x1:x2])) for x1, y1, x2, y2 in boxes)
+    crops = []
+    for x1, y1, x2, y2 in boxes:
+        part = None
+        if chroma is not None:
+            cx1, cy1, cx2, cy2 = x1 // 2, y1 // 2, (x2 + 1) // 2, (y2 + 1) // 2
+            part = (
+                np.ascontiguousarray(chroma[0][cy1:cy2, cx1:cx2]),
+                np.ascontiguousarray(chroma[1][cy1:cy2, cx1:cx2]),
+            )
+        crops.append(Crop(x1, y1, np.ascontiguousarray(luma[y1:y2, x1:x2]), part))
+    return tuple(crops)
 
 
 def propose_on_batch(

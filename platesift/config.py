@@ -221,6 +221,11 @@ class OutputSettings:
         choices=("best", "all", "none"),
     )
     best_crops: int = _opt(3, "best crops of a plate track kept as its thumbnails", 1, 50)
+    colour: bool = _opt(
+        True,
+        "thumbnails in colour where the decoder hands out the chroma planes (pyav, gstreamer; "
+        "opencv gives luma only); false = greyscale",
+    )
     thumb_margin: float = _opt(
         0.2, "margin around a region in its thumbnail, fraction of size", 0, 2
     )

@@ -51,16 +51,18 @@ def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def moving_box_frames(
-    n: int, h: int = 240, w: int = 320, seed: int = 0, start: int = 10
+    n: int, h: int = 240, w: int = 320, seed: int = 0, start: int = 10, colour: bool = False
 ) -> list[np.ndarray]:
-    """A textured background with a bright box crossing from frame `start` on."""
+    """A textured background with a bright box (orange with `colour`) crossing from frame
+    `start` on."""
     bg = textured(h, w, seed)
     frames = []
+    fill = (30, 140, 250) if colour else (240, 240, 240)
     for i in range(n):
         f = bg.copy()
-        if i >= start:
-            x = 4 * (i - start)
-            cv2.rectangle(f, (x, h // 3), (x + 60, h // 3 + 40), (240, 240, 240), -1)
+        if i >= start or colour:
+            x = 4 * max(0, i - start)
+            cv2.rectangle(f, (x, h // 3), (x + 60, h // 3 + 40), fill, -1)
         frames.append(f)
     return frames
 

@@ -459,3 +459,46 @@ def test_thumbnail_modes_best_all_and_none(tmp_path: Path, street: Path) -> None
         assert (best_out / name).read_bytes() == (all_out / name).read_bytes()
     assert best_manifest["counts"]["thumbnails"] == len(jpegs(best_out))
     assert all_manifest["counts"]["tracks"] == best_manifest["counts"]["tracks"] == len(best_tracks)
+
+
+def test_best_crops_are_in_the_source_videos_colours_with_pyav(
+    tmp_path: Path, street: Path
+) -> None:
+    import cv2
+
+    def thumbs(*settings: str) -> tuple[Path, list[dict]]:
+        out = tmp_path / "-".join(settings or ("default",)).replace("=", "_")
+        args = ["preprocess", str(street), "--out", str(out), "--set", "output.thumb_margin=0"]
+        for setting in settings:
+            args += ["--set", setting]
+        done = run(args, tmp_path)
+        assert done.returncode == 0, done.stderr
+        tracks = [json.loads(x) for x in (out / "tracks.jsonl").read_text().splitlines()]
+        return out, [c for t in tracks for c in t["best"] if c["thumb"]]
+
+    out, best = thumbs()
+    capture = cv2.VideoCapture(str(street))
+    frames = []
+    while (got := capture.read())[0]:
+        frames.append(got[1])
+    compared = 0
+    for crop in best:
+        jpeg = cv2.imread(str(out / crop["thumb"]), cv2.IMREAD_UNCHANGED)
+        assert jpeg.ndim == 3
+        x1, y1, x2, y2 = crop["box"]
+        x1, y1, x2, y2 = x1 - x1 % 2, y1 - y1 % 2, x2 + x2 % 2, y2 + y2 % 2
+        if jpeg.shape[:2] != (y2 - y1, x2 - x1):
+            continue  # scaled down (wider than output.thumb_max_width)
+        source = frames[crop["frame"]][y1:y2, x1:x2].astype(int)
+        assert np.abs(jpeg.astype(int) - source).mean() < 10, crop
+        compared += 1
+    assert compared >= 5
+    for settings in (("analysis.decoder=opencv",), ("output.colour=false",)):
+        _, grey = thumbs(*settings)
+        assert grey
+        for crop in grey:
+            image = cv2.imread(
+                str(tmp_path / "-".join(settings).replace("=", "_") / crop["thumb"]),
+                cv2.IMREAD_UNCHANGED,
+            )
+            assert image.ndim == 2, settings

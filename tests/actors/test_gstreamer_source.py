@@ -203,6 +203,41 @@ def test_frames_are_pyavs_luma_planes_byte_for_byte(tmp_path: Path, fake_gst: Fa
     assert "video/x-raw,format=I420,width=330,height=240" in argv
 
 
+def test_each_frame_hands_out_pyavs_chroma_planes_too(tmp_path: Path, fake_gst: FakeGst) -> None:
+    fake_gst()
+    video = write_video(tmp_path / "cam.mp4", moving_box_frames(8, h=240, w=330, colour=True))
+    src = open_source(str(video), "gstreamer")
+    ref = PyAVSource(str(video))
+    got, want = [], []
+    while src.read() is not None:
+        assert src.chroma is not None
+        got.append(tuple(np.ascontiguousarray(p) for p in src.chroma))
+        assert ref.read() is not None and ref.chroma is not None
+        want.append(tuple(p.copy() for p in ref.chroma))
+    src.close()
+    ref.close()
+    assert len(got) == len(want) == 8
+    for (gu, gv), (wu, wv) in zip(got, want):
+        assert gu.shape == gv.shape == (120, 165)
+        assert gu.tobytes() == wu.tobytes() and gv.tobytes() == wv.tobytes()
+    assert any(np.ptp(u) > 10 for u, _ in got)  # a coloured box: the planes are not flat
+
+
+def test_i420_chroma_finds_the_planes_after_an_odd_heights_padding_row() -> None:
+    w, h = 330, 239
+    y_stride, size = i420_layout(w, h)
+    u = np.arange(120 * 165, dtype=np.uint32).astype(np.uint8).reshape(120, 165)
+    v = (255 - u).astype(np.uint8)
+    buf = np.zeros(size, np.uint8)
+    c_stride, start = 168, y_stride * 240
+    buf[start : start + c_stride * 120].reshape(120, c_stride)[:, :165] = u
+    buf[start + c_stride * 120 :].reshape(120, c_stride)[:, :165] = v
+    planes = gst.i420_chroma(buf[y_stride * h :], w, h)
+    assert planes is not None
+    assert planes[0].tobytes() == u.tobytes() and planes[1].tobytes() == v.tobytes()
+    assert gst.i420_chroma(buf[: y_stride * h + 10], w, h) is None  # short: no planes
+
+
 def test_a_failing_pipeline_is_one_video_error_line(tmp_path: Path, fake_gst: FakeGst) -> None:
     fake_gst(mode="fail")
     video = write_video(tmp_path / "v.mp4", moving_box_frames(10))
