@@ -33,9 +33,9 @@ MAX_SIZE_RATIO = 3.0
 (the detector's box on one plate can be loose in one frame and tight in the next)."""
 SAME_PLATE_SHARE = 0.7
 """A region lying this much inside another region of the same frame is the same plate."""
-HISTORY = 8
+HISTORY = 16
 """Measured centres a track keeps: its velocity is their displacement over their time span."""
-GAP_SHIFT_PER_S = 0.5
+GAP_SHIFT_PER_S = 1.0
 """The centre distance allowed grows by this fraction of the width per second unseen (the
 prediction is less sure the longer the plate was hidden)."""
 

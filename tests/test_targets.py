@@ -168,8 +168,9 @@ def test_every_pass_reaches_the_gpu_box_as_a_best_crop(tracked: dict[str, SceneR
 def test_a_pass_is_one_track_and_no_track_mixes_two_plates(
     tracked: dict[str, SceneResult],
 ) -> None:
-    passes = sum(r.passes for r in tracked.values())
-    assert sum(r.one_track for r in tracked.values()) >= 0.95 * passes
+    found = sum(r.found for r in tracked.values())  # passes the proposer found when readable
+    assert found >= 0.95 * sum(r.passes for r in tracked.values())
+    assert sum(r.one_track for r in tracked.values()) >= 0.95 * found
     assert sum(r.mixed for r in tracked.values()) == 0
 
 
