@@ -62,8 +62,8 @@ logger = logging.getLogger(__name__)
 DECODE_TIMEOUT_S = 120.0  # one chunk; a NAS that hangs longer is treated as gone
 ACTOR_TIMEOUT_S = 120.0
 CARRIED_QUALITY = 0.8
-"""A carried box (moved along with the motion, not proposed on its frame) is a little less
-sure to frame the plate: its crop quality counts this much when a track picks its best."""
+"""A carried box (moved along its track, not proposed on its frame) is a little less sure to
+frame the plate: its crop quality counts this much when a track picks its best."""
 
 Progress = Callable[[int, int], None]  # (frames decoded, frames declared or 0)
 
