@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from platesift.tracking import iou
+
 INPUT_SIZE = 256
 STRIDE = 4
 GRID = INPUT_SIZE // STRIDE
@@ -147,16 +149,6 @@ def decode(
         w, h = math.exp(min(lw, 6.0)) * stride, math.exp(min(lh, 6.0)) * stride
         found.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, float(scores[i])))
     return found
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two (x1, y1, x2, y2, ...) boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def suppress(
