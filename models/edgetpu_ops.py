@@ -93,6 +93,30 @@ def model_ops(path: Path) -> tuple[list[str], list[tuple[str, str, list[int]]]]:
     return ops, tensors
 
 
+def conv_macs(path: Path) -> int:
+    """Multiply-accumulates of one inference's convolutions (CONV_2D and DEPTHWISE_CONV_2D):
+    what the model costs on a CPU, nearly all of it."""
+    schema = _schema()
+    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    codes = [
+        max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+        for i in range(model.OperatorCodesLength())
+    ]
+    conv, depthwise = schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D
+    total = 0
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = codes[op.OpcodeIndex()]
+        if code not in (conv, depthwise):
+            continue
+        out = [int(v) for v in graph.Tensors(int(op.Outputs(0))).ShapeAsNumpy()]
+        kernel = [int(v) for v in graph.Tensors(int(op.Inputs(1))).ShapeAsNumpy()]
+        per_output = kernel[1] * kernel[2] * (kernel[3] if code == conv else 1)
+        total += out[0] * out[1] * out[2] * out[3] * per_output
+    return total
+
+
 def edgetpu_problems(path: Path) -> list[str]:
     """What would keep `path` from running whole on the Edge TPU (empty: nothing)."""
     ops, tensors = model_ops(path)
@@ -109,4 +133,4 @@ def edgetpu_problems(path: Path) -> list[str]:
     return problems
 
 
-__all__ = ["EDGETPU_OPS", "POST_PROCESS_OP", "edgetpu_problems", "model_ops"]
+__all__ = ["EDGETPU_OPS", "POST_PROCESS_OP", "conv_macs", "edgetpu_problems", "model_ops"]

@@ -36,18 +36,32 @@ TILE_OVERLAP = 64
 MAX_LEVEL_RATIO = TILE_OVERLAP / MIN_PLATE_PX
 """Largest step between two pyramid levels: a plate too wide to lie whole in one tile at a
 level (wider than TILE_OVERLAP) is still MIN_PLATE_PX wide at the next coarser one."""
+CLOSE_UP_SCALE = 0.5
+"""The close-up view looks at the whole image at this fraction of the fitting scale, so a
+plate that fills a close-up photo is inside the widths the model was trained on."""
+CLOSE_UP_MIN_PX = 64.0
+"""Detections narrower than this (input pixels) in the close-up view are dropped: the
+fitting level, at twice the scale, sees those plates better (picked on the tune split)."""
+CLOSE_UP_GAP = 8
+"""Black input pixels between the fitting view and a close-up sharing its input."""
 NMS_IOU = 0.4
 MAX_DETECTIONS = 16
 
 
 @dataclass(frozen=True)
 class Window:
-    """One model input: the image scaled by `scale`, then the INPUT_SIZE square at (x, y) of
-    the scaled image (padded with black where it runs past the scaled image)."""
+    """One view of an image in a model input: the image scaled by `scale`, the part of it from
+    (x, y) that fits, placed at (ox, oy) of the INPUT_SIZE square input (black elsewhere).
+    A `shared` window goes into the same input as the window before it, beside that one."""
 
     scale: float
     x: int
     y: int
+    min_width: float = 0.0
+    """Detections narrower than this (input pixels) are dropped: a finer level owns them."""
+    ox: int = 0
+    oy: int = 0
+    shared: bool = False
 
 
 def level_scales(
@@ -86,13 +100,42 @@ def tile_plan(
     min_plate_px: float,
     size: int = INPUT_SIZE,
     model_min: float = MIN_PLATE_PX,
+    close_up: bool = True,
 ) -> list[Window]:
-    """Every `size` x `size` model input for one `height` x `width` image, coarsest first."""
+    """Every view of one `height` x `width` image the model looks at, coarsest level first.
+
+    With `close_up`, the whole image is also seen at CLOSE_UP_SCALE of the fitting scale, for
+    plates too wide for the model there (a close-up photo). It rides in the fitting level's
+    input, below or beside the image, when there is room (a wide or tall image); otherwise
+    it takes an input of its own."""
     plan: list[Window] = []
-    for scale in level_scales(height, width, min_plate_px, size, model_min):
+    for level, scale in enumerate(level_scales(height, width, min_plate_px, size, model_min)):
         h, w = max(1, round(height * scale)), max(1, round(width * scale))
         plan.extend(Window(scale, x, y) for y in _starts(h, size) for x in _starts(w, size))
+        if close_up and level == 0:  # the fitting level: the whole image in one input
+            plan.append(_close_up(h, w, scale, size))
     return plan
+
+
+def _close_up(fit_h: int, fit_w: int, fit: float, size: int) -> Window:
+    scale = fit * CLOSE_UP_SCALE
+    h, w = max(1, round(fit_h * CLOSE_UP_SCALE)), max(1, round(fit_w * CLOSE_UP_SCALE))
+    if fit_h + CLOSE_UP_GAP + h <= size:
+        return Window(scale, 0, 0, CLOSE_UP_MIN_PX, 0, size - h, shared=True)
+    if fit_w + CLOSE_UP_GAP + w <= size:
+        return Window(scale, 0, 0, CLOSE_UP_MIN_PX, size - w, 0, shared=True)
+    return Window(scale, 0, 0, CLOSE_UP_MIN_PX)
+
+
+def inputs(plan: list[Window]) -> list[list[Window]]:
+    """`plan` grouped into model inputs (a shared window joins the one before it)."""
+    grouped: list[list[Window]] = []
+    for window in plan:
+        if window.shared and grouped:
+            grouped[-1].append(window)
+        else:
+            grouped.append([window])
+    return grouped
 
 
 def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -165,6 +208,9 @@ def suppress(
 
 
 __all__ = [
+    "CLOSE_UP_GAP",
+    "CLOSE_UP_MIN_PX",
+    "CLOSE_UP_SCALE",
     "GRID",
     "INPUT_SIZE",
     "MAX_DETECTIONS",
@@ -176,6 +222,7 @@ __all__ = [
     "Window",
     "decode",
     "encode_box",
+    "inputs",
     "iou",
     "level_scales",
     "shrink",

@@ -97,17 +97,20 @@ class TFLiteDetector(Proposer):
         height, width = image.shape[:2]
         size = m.input_width
         found = []
-        scaled, scaled_at = image, 1.0
-        for window in plate_geometry.tile_plan(
-            height, width, self.min_plate_px, size, m.min_plate_px
-        ):
-            if window.scale != scaled_at:
-                w, h = max(1, round(width * window.scale)), max(1, round(height * window.scale))
-                scaled = plate_geometry.shrink(image, w, h)
-                scaled_at = window.scale
-            tile = scaled[window.y : window.y + size, window.x : window.x + size]
+        scaled: dict[float, np.ndarray] = {}
+        plan = plate_geometry.tile_plan(height, width, self.min_plate_px, size, m.min_plate_px)
+        for views in plate_geometry.inputs(plan):
+            self._canvas.fill(self._black)
+            for view in views:
+                if view.scale not in scaled:
+                    w = max(1, round(width * view.scale))
+                    h = max(1, round(height * view.scale))
+                    scaled = {view.scale: plate_geometry.shrink(image, w, h)}
+                part = scaled[view.scale][
+                    view.y : view.y + size - view.oy, view.x : view.x + size - view.ox
+                ]
+                self._place(part, view.ox, view.oy)
             it = self._interpreter
-            self._fill(tile)
             it.set_tensor(self._input, self._canvas)
             it.invoke()
             self._on_inference()
@@ -116,12 +119,16 @@ class TFLiteDetector(Proposer):
             for x1, y1, x2, y2, score in plate_geometry.decode(
                 heat, box, m.score_threshold, stride=self._stride
             ):
+                view = _owner(views, (x1 + x2) / 2, (y1 + y2) / 2)
+                if x2 - x1 < view.min_width:
+                    continue
+                dx, dy = view.x - view.ox, view.y - view.oy
                 found.append(
                     (
-                        (x1 + window.x) / window.scale,
-                        (y1 + window.y) / window.scale,
-                        (x2 + window.x) / window.scale,
-                        (y2 + window.y) / window.scale,
+                        (x1 + dx) / view.scale,
+                        (y1 + dy) / view.scale,
+                        (x2 + dx) / view.scale,
+                        (y2 + dy) / view.scale,
                         score,
                     )
                 )
@@ -139,10 +146,14 @@ class TFLiteDetector(Proposer):
 
     def _fill(self, tile: np.ndarray) -> None:
         """The input canvas: `tile` at the top-left, black elsewhere."""
-        canvas = self._canvas
-        canvas.fill(self._black)
-        h, w = tile.shape[:2]
-        canvas[0, :h, :w, :] = _to_input(tile, self.manifest.input_type)[:, :, None]
+        self._canvas.fill(self._black)
+        self._place(tile, 0, 0)
+
+    def _place(self, part: np.ndarray, x: int, y: int) -> None:
+        h, w = part.shape[:2]
+        self._canvas[0, y : y + h, x : x + w, :] = _to_input(part, self.manifest.input_type)[
+            :, :, None
+        ]
 
     def _detect_ssd(self, image: np.ndarray) -> list[Proposal]:
         m = self.manifest
@@ -173,6 +184,15 @@ class TFLiteDetector(Proposer):
             if x2 > x1 and y2 > y1:
                 found.append(Proposal((x1, y1, x2, y2), round(score, 4)))
         return best_first(found)
+
+
+def _owner(views: list[plate_geometry.Window], cx: float, cy: float) -> plate_geometry.Window:
+    """The view of one input a detection centred at (cx, cy) belongs to: the shared view
+    whose corner it lies beyond, else the first."""
+    for view in views[1:]:
+        if cx >= view.ox and cy >= view.oy:
+            return view
+    return views[0]
 
 
 def _dequantiser(detail: dict[str, Any]) -> Any:

@@ -89,11 +89,17 @@ def write_card(out: Path, metrics: dict[str, Any]) -> Path:
         "3 x 3 peaks above the score threshold, then NMS at IoU 0.4.",
         f"- Finds plates from about {MIN_PLATE_PX} input pixels wide. Bigger images are looked at "
         "in tiles (`models/plate_geometry.tile_plan`), so a plate of `proposer.min_plate_px` "
-        "(default 20) source pixels is never shrunk below that.",
+        "(default 20) source pixels is never shrunk below that; a close-up view at half the "
+        "whole-image scale (in the same input where the image leaves room) finds plates that "
+        "fill a photo, wider than the model was trained on.",
         f"- Score threshold {metrics['score_threshold']} (picked on the tune split, below).",
-        f"- Latency: {metrics['inference_ms_one_core']} ms per inference on one core of the "
-        "training machine (x86-64, TFLite XNNPACK via ai-edge-litert); a Jetson Nano's "
-        "Cortex-A57 is about 4-5x slower.",
+        f"- Cost: {metrics['macs_per_inference'] / 1e6:.0f} M multiply-accumulates per "
+        f"inference. Latency: {metrics['inference_ms_one_core']} ms per inference on one core "
+        f"of the evaluation machine ({metrics['cpu']}; TFLite XNNPACK via ai-edge-litert). "
+        "An int8 model's CPU speed hangs on int8 dot-product instructions (x86 VNNI, Arm "
+        "SDOT): the same file took 0.98 ms on an x86-64 core with AVX-512 VNNI. A Jetson "
+        "Nano's Cortex-A57 has none; expect tens of milliseconds there "
+        "(`docs/plate-model.md`).",
         "",
         "## Data",
         "Trained and validated only on real photographs with plate boxes (the shared "
@@ -147,8 +153,9 @@ def write_card(out: Path, metrics: dict[str, Any]) -> Path:
         *_table(metrics["tune"], TUNE_SPLIT),
         "",
         "## Limits",
-        "- Strongest on street and dashcam views of a car (ro-dashcam, ru-street); weaker on "
-        "web close-ups, far or tiny plates (us-roboflow and openimages have many plates under "
+        "- Strongest on street and dashcam views of a car (ro-dashcam, ru-street) and on "
+        "close-ups; weaker on far or tiny plates (us-roboflow and openimages have many plates "
+        "under "
         "20 px) and unusual plates.",
         "- intl-web's report row is mostly close-ups (its other labels are wrong, see Data); "
         "the street views are measured by ro-dashcam, ru-street, us-roboflow and openimages.",
@@ -156,6 +163,9 @@ def write_card(out: Path, metrics: dict[str, Any]) -> Path:
         "the model's input and 0.9 from 40 px. `proposer.min_plate_px` 15 instead of 20 looks "
         "closer (about twice the inferences on a motion crop) and finds more of them "
         "(`docs/plate-model.md`).",
+        "- CPU cost: on a CPU without int8 dot-product instructions an inference is tens of "
+        "milliseconds, and a motion crop takes one to three; `proposer.frame_stride` (auto: 2 "
+        "on the CPU) sets how often a moving object is looked at.",
         "- Low precision at this threshold (the tune split's F2 favours recall): the GPU stage "
         "gets some boxes that are lights, grilles or signs.",
         "- Photographs, not video: the augmentation imitates video, but no real street video "

@@ -115,8 +115,30 @@ def per_source(results: Sequence[Scored], threshold: float) -> dict[str, dict[st
     return table
 
 
+DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "asimddp")
+"""CPU flags of int8 dot-product instructions (x86 VNNI, Arm's SDOT): they make an int8
+model's inference many times faster, so the latency is reported with them."""
+
+
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The evaluation machine's CPU in a few words, with its int8 dot-product instructions."""
+    import platform
+
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    model, flags = platform.machine(), set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == platform.machine():
+            model = f"{value.strip()}, {platform.machine()}"
+        if key.strip() in ("flags", "Features"):
+            flags |= set(value.split())
+    dot = [f for f in DOT_PRODUCT_FLAGS if f in flags]
+    return f"{model}, int8 dot-product instructions: {', '.join(dot) or 'none'}"
+
+
 def evaluate_and_write(samples: Sequence[Sample], out: Path) -> dict[str, Any]:
     """Tune the threshold, report, and write the manifest's threshold, metrics and card."""
+    from models.edgetpu_ops import conv_macs
     from training.card import write_card
     from training.export import MANIFEST_FILE, MODEL_FILE, manifest_text
 
@@ -133,6 +155,8 @@ def evaluate_and_write(samples: Sequence[Sample], out: Path) -> dict[str, Any]:
         "score_threshold": threshold,
         "iou": IOU,
         "inference_ms_one_core": round(ms, 2),
+        "cpu": cpu_description(),
+        "macs_per_inference": conv_macs(out / MODEL_FILE),
         "tune": per_source(tune, threshold),
         "report": per_source(report, threshold),
     }
@@ -145,6 +169,7 @@ def evaluate_and_write(samples: Sequence[Sample], out: Path) -> dict[str, Any]:
 
 
 __all__ = [
+    "DOT_PRODUCT_FLAGS",
     "IOU",
     "LOW_THRESHOLD",
     "MAX_BOXES_PER_IMAGE",
@@ -152,6 +177,7 @@ __all__ = [
     "MIN_READABLE_PX",
     "THRESHOLDS",
     "Scored",
+    "cpu_description",
     "detect_all",
     "evaluate_and_write",
     "match",

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from models.plate_geometry import (
+    CLOSE_UP_SCALE,
     GRID,
     INPUT_SIZE,
     MAX_LEVEL_RATIO,
     MIN_PLATE_PX,
     TILE_OVERLAP,
     decode,
+    inputs,
     iou,
     level_scales,
     shrink,
@@ -37,12 +39,34 @@ def test_the_finest_level_keeps_a_min_plate_at_the_models_size(height: int, widt
 
 def test_a_small_crop_is_one_input_never_enlarged() -> None:
     assert level_scales(120, 200, 20) == [1.0]
-    assert tile_plan(120, 200, 20)[0].scale == 1.0 and len(tile_plan(120, 200, 20)) == 1
+    plan = tile_plan(120, 200, 20)
+    assert plan[0].scale == 1.0 and len(inputs(plan)) == 1
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "shares"),
+    [(380, 700, True), (700, 380, True), (720, 1280, True), (480, 640, False), (416, 416, False)],
+)
+def test_the_close_up_view_rides_beside_the_whole_image_where_there_is_room(
+    height: int, width: int, shares: bool
+) -> None:
+    plan = tile_plan(height, width, 20)
+    fit, close = plan[0], plan[1]
+    assert close.scale == fit.scale * CLOSE_UP_SCALE and close.min_width > 0
+    assert close.shared == shares
+    if shares:
+        # Inside the input, clear of the whole image's view.
+        h, w = round(height * fit.scale), round(width * fit.scale)
+        ch, cw = round(h * CLOSE_UP_SCALE), round(w * CLOSE_UP_SCALE)
+        assert close.ox + cw <= INPUT_SIZE and close.oy + ch <= INPUT_SIZE
+        assert close.oy >= h + 8 or close.ox >= w + 8
+    assert len(inputs(plan)) == len(plan) - shares
+    assert len(inputs(tile_plan(height, width, 20, close_up=False))) == len(plan) - 1
 
 
 @pytest.mark.parametrize(("height", "width"), [(720, 1280), (1080, 1920), (2160, 3840)])
 def test_tiles_cover_every_level_with_overlap(height: int, width: int) -> None:
-    plan = tile_plan(height, width, 20)
+    plan = tile_plan(height, width, 20, close_up=False)
     for scale in {w.scale for w in plan}:
         h, w = round(height * scale), round(width * scale)
         tiles = [t for t in plan if t.scale == scale]
@@ -57,7 +81,7 @@ def test_tiles_cover_every_level_with_overlap(height: int, width: int) -> None:
 
 def test_1080p_costs_few_inferences() -> None:
     # A whole 1080p frame at proposer.min_plate_px 20: the cost the bench's CPU line pays.
-    assert len(tile_plan(1080, 1920, 20)) <= 30
+    assert len(inputs(tile_plan(1080, 1920, 20))) <= 30
 
 
 def test_decode_undoes_the_training_targets() -> None:
@@ -89,7 +113,7 @@ def test_every_tile_is_one_watched_inference() -> None:
     ticks: list[int] = []
     detector.watch_inferences(lambda: ticks.append(1))
     detector.propose(np.full((720, 1280), 100, np.uint8), ())
-    assert len(ticks) == len(tile_plan(720, 1280, 20)) == 9
+    assert len(ticks) == len(inputs(tile_plan(720, 1280, 20))) == 9
 
 
 @pytest.mark.parametrize(("width", "height"), [(420, 228), (256, 139), (70, 38), (699, 379)])

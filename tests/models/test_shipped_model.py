@@ -113,3 +113,47 @@ def test_a_far_plate_in_a_big_crop_is_found_at_the_models_scale() -> None:
     assert any(iou(plate_box, p.box) >= 0.5 for p in tiled[:4]), (plate_box, tiled[:4])
     whole = open_cpu(manifest, runtime, min_plate_px=4000).propose(canvas, ())
     assert not any(iou(plate_box, p.box) >= 0.5 for p in whole)
+
+
+def test_a_plate_filling_a_close_up_photo_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each test plate cut out with a small margin and enlarged to 520 px: at the whole-image
+    # scale it is wider than the model was trained on; the close-up view sees it.
+    import cv2
+
+    from models import plate_geometry
+
+    detector = open_cpu(load_manifest(SHIPPED_MANIFEST), tflite_runtime.require_runtime())
+
+    def best_iou() -> list[float]:
+        found = []
+        for photo in photos():
+            luma = read_luma(PHOTOS / photo["image"])
+            assert luma is not None
+            for x1, y1, x2, y2 in ((round(v) for v in p) for p in photo["plates"]):
+                mx, my = (x2 - x1) // 12, (x2 - x1) // 4
+                left, top = max(0, x1 - mx), max(0, y1 - my)
+                f = 520 / (x2 - x1)
+                big = cv2.resize(luma[top : y2 + my, left : x2 + mx], None, fx=f, fy=f)
+                plate = ((x1 - left) * f, (y1 - top) * f, (x2 - left) * f, (y2 - top) * f)
+                boxes = [p.box for p in detector.propose(big, ())[:4]]
+                found.append(max([iou(plate, b) for b in boxes], default=0.0))
+        return found
+
+    assert min(best_iou()) >= 0.5
+    whole_only = plate_geometry.tile_plan
+    monkeypatch.setattr(
+        plate_geometry, "tile_plan", lambda *a, **k: whole_only(*a, **k, close_up=False)
+    )
+    assert min(best_iou()) < 0.5
+
+
+def test_the_card_states_the_models_cost_as_counted_from_the_file() -> None:
+    from models.edgetpu_ops import conv_macs
+
+    metrics = json.loads((SHIPPED_MANIFEST.parent / "metrics.json").read_text())
+    macs = conv_macs(SHIPPED_MANIFEST.parent / "plates.tflite")
+    # The first layer alone: a 3 x 3 convolution to 16 channels at 128 x 128.
+    assert macs > 128 * 128 * 16 * 9
+    assert macs == metrics["macs_per_inference"]
+    card = (SHIPPED_MANIFEST.parent / "MODEL_CARD.md").read_text()
+    assert f"{macs / 1e6:.0f} M multiply-accumulates" in card
