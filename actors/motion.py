@@ -20,6 +20,7 @@ from actors.messages import Chunk, Verdict, VideoInfo
 from models.proposer import Box
 from platesift.config import AnalysisSettings, MotionSettings, QualitySettings, Settings
 from platesift.downscale import motion_image, motion_size, shrink
+from platesift.masks import Polygon, parse_masks, raster
 from platesift.motion import MotionDetector
 from platesift.priority import lower_this_thread
 from platesift.quality import measure
@@ -41,6 +42,7 @@ class FrameFilter:
         self._motion = motion
         self._quality = quality
         self._detector = MotionDetector(motion)
+        self._masks: tuple[Polygon, ...] = ()
         self._info: VideoInfo | None = None
         self._grid = (1, 1)
         self._motion_size = (1, 1)
@@ -52,12 +54,14 @@ class FrameFilter:
             self._analysis = settings.analysis
             self._motion = settings.motion
             self._quality = settings.quality
+            self._masks = parse_masks(settings.camera.masks)
         self._info = info
-        self._detector = MotionDetector(self._motion)
         # Analysis pixels on multiples of the grid start on whole source pixels.
         aw, ah = info.analysis_width, info.analysis_height
         self._grid = (aw // math.gcd(aw, info.width), ah // math.gcd(ah, info.height))
         self._motion_size = motion_size(info.width, info.height, aw, self._analysis.motion_width)
+        ignore = raster(self._masks, (info.width, info.height), self._motion_size)
+        self._detector = MotionDetector(self._motion, ignore)
 
     def judge(self, chunk: Chunk) -> tuple[Verdict, ...]:
         if self._info is None:

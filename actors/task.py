@@ -52,6 +52,7 @@ from platesift.errors import (
     ProposerUnavailableError,
 )
 from platesift.heuristics import confidence, distance_m
+from platesift.masks import Polygon, masked, parse_masks
 from platesift.priority import lower_this_thread
 from platesift.records import REJECTION_REASONS, KeptFrame, Region
 from platesift.thumbs import encode_jpeg, thumb_pixels
@@ -116,6 +117,7 @@ class TaskRunner:
         # boxes, its proposals, their tracks), carried to the frames the proposer skips.
         self._frame_size = (0, 0)
         self._carry: tuple[int, tuple[Box, ...], list[Proposal], list[int]] | None = None
+        self._masks: tuple[Polygon, ...] = ()
         self._damage = ""  # why the current source looks damaged, or ""
         self._tracker: Tracker[np.ndarray] = self._new_tracker(settings)
 
@@ -206,6 +208,7 @@ class TaskRunner:
         self._carry = None
         self._damage = ""
         self._tracker = self._new_tracker(self.current)
+        self._masks = parse_masks(self.current.camera.masks)
         last_proposed = -stride
         colour = self.current.output.colour and self.current.output.thumbnails != "none"
         chunk_no = 0
@@ -291,6 +294,8 @@ class TaskRunner:
                         then, rois_then, w.verdict.rois, w.crops, self._frame_size, predicted
                     )
                 )
+            if self._masks:
+                found = tuple(f for f in found if not masked(self._masks, f[1].box))
             record = self._kept_frame(w, found, staging, source, totals)
             if w.propose:
                 self._carry = (

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from platesift.errors import ConfigError
+from platesift.masks import parse_masks
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -186,6 +187,11 @@ class CameraSettings:
         0.0, "focal length in source pixels; 0 = unknown (no distance)", 0, 1e6
     )
     plate_width_m: float = _opt(0.52, "physical plate width in metres", 0.05, 2)
+    masks: str = _opt(
+        "",
+        "areas to ignore (no motion, no plates there), polygons in source pixels: corners "
+        "x,y separated by spaces, polygons by ';', e.g. \"0,0 640,0 640,40 0,40\"",
+    )
 
 
 @dataclass(frozen=True)
@@ -355,6 +361,11 @@ def _coerce(key: str, fld: dataclasses.Field[Any], value: Any, from_text: bool) 
             raise ConfigError(f"setting {key} must be a finite number, got {value!r}")
     elif want is str and not isinstance(value, str):
         raise ConfigError(f"setting {key} must be text, got {value!r}")
+    if key == "camera.masks":
+        try:
+            parse_masks(value)
+        except ValueError as exc:
+            raise ConfigError(f"setting {key}: {exc}") from None
     meta = fld.metadata
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(

@@ -51,8 +51,11 @@ class MotionResult:
 class MotionDetector:
     """Background model and motion test for one video."""
 
-    def __init__(self, settings: MotionSettings) -> None:
+    def __init__(self, settings: MotionSettings, ignore: np.ndarray | None = None) -> None:
+        """`ignore`: 255 where motion does not count (camera masks), at the motion image's
+        size, or None."""
         self._s = settings
+        self._keep = None if ignore is None else cv2.bitwise_not(ignore)
         self._bg: np.ndarray | None = None
         r = settings.shake_px
         self._shake_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
@@ -107,6 +110,8 @@ class MotionDetector:
         else:
             low = high = bg8
         diff = cv2.max(cv2.subtract(norm8, high), cv2.subtract(low, norm8))
+        if self._keep is not None:
+            diff = cv2.bitwise_and(diff, self._keep)
 
         # Below the base threshold everywhere: static, whatever the noise level.
         boxes: list[tuple[int, int, int, int]] = []

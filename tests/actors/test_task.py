@@ -382,3 +382,40 @@ def test_frame_stride_carries_boxes_between_proposals_whatever_the_chunks(
     )
     assert results["3"][1] < 0.5 * results["1"][1]  # the model ran on about a third
     assert results["3"][2] == results["3-big"][2]  # carrying never depends on the chunks
+
+
+def test_camera_masks_keep_motion_and_plates_out_of_their_area(tmp_path: Path) -> None:
+    import cv2
+
+    from models.manifest import load_manifest
+    from models.registry import SHIPPED_MANIFEST
+    from models.tflite_detector import open_cpu
+    from models.tflite_runtime import require_runtime
+    from sim.scenes import preset, render
+
+    video = tmp_path / "street.mp4"
+    render(preset("street", seconds=6.0), str(video))
+    cap = cv2.VideoCapture(str(video))
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    cap.release()
+    half = width // 2
+    runs = {}
+    for name, masks in (
+        ("none", ""),
+        ("left", f"0,0 {half},0 {half},{height} 0,{height}"),
+        ("all", f"0,0 {width},0 {width},{height} 0,{height}"),
+    ):
+        s = load_settings(env={}, overrides=[f"camera.masks={masks}"])
+        detector = open_cpu(load_manifest(SHIPPED_MANIFEST), require_runtime())
+        runner, _ = make_runner(s, tmp_path, detector)
+        dest = tmp_path / f"out-{name}"
+        assert runner.run(spec_for(video, dest), RecordingSink(dest)).outcome == "done"
+        runs[name] = [json.loads(ln) for ln in (dest / "frames.jsonl").read_text().splitlines()]
+
+    def centres(frames: list[dict]) -> list[float]:
+        return [(r["box"][0] + r["box"][2]) / 2 for f in frames for r in f["regions"]]
+
+    assert any(x < half for x in centres(runs["none"]))  # without a mask, plates on the left
+    assert any(x >= half for x in centres(runs["none"]))
+    assert centres(runs["left"]) and all(x >= half for x in centres(runs["left"]))
+    assert runs["all"] == []  # nothing moves where everything is masked

@@ -112,3 +112,24 @@ def test_thin_rain_streaks_are_static() -> None:
             cv2.line(f, (x, y), (x + 3, y + 10), 255.0, 1)
         frames.append(noisy(f, rng))
     assert sum(run(frames)) <= 3
+
+
+def test_motion_inside_a_camera_mask_is_not_motion() -> None:
+    # A burned-in clock in the top-left corner changes every frame; a car crosses below it.
+    from platesift.masks import parse_masks, raster
+
+    rng = np.random.default_rng(4)
+    bg = scene()
+    frames = []
+    for i in range(130):
+        img = with_box(bg, 2, y=2, w=50, h=12, value=40.0 + 150 * (i % 2))  # the clock
+        if 40 <= i < 60:
+            img = with_box(img, 20 + 3 * (i - 40), y=80)
+        frames.append(noisy(img, rng))
+    ignore = raster(parse_masks("0,0 60,0 60,16 0,16"), (W, H), (W, H))
+    det = MotionDetector(MotionSettings(), ignore)
+    det.bootstrap(frames[:12])
+    moving = [det.detect(f).moving for f in frames]
+    assert moving[40:60] == [True] * 20
+    assert not any(moving[12:40]) and not any(moving[62:])
+    assert any(run(frames)[12:40])  # unmasked, the clock is motion
