@@ -401,16 +401,18 @@ class TaskRunner:
         self, closed: list[ClosedTrack[np.ndarray]], staging: Staging, totals: dict[str, int]
     ) -> None:
         """tracks.jsonl lines of tracks that closed, and (`output.thumbnails = best`) the
-        thumbnails of their best crops (one only for a track shorter than
-        `tracking.min_frames`); with `all` every region's was written already."""
+        thumbnails of their best crops; with `all` every region's was written already. A track
+        shorter than `tracking.min_frames` (most likely a false alarm) lists its best crop
+        only, with no thumbnail of its own."""
         out, short = self.current.output, self.current.tracking.min_frames
         for track in closed:
-            if len(track.boxes) < short:
+            brief = len(track.boxes) < short
+            if brief:
                 track = dataclasses.replace(track, best=track.best[:1])
             names: dict[tuple[int, int], str] = {}
             for c in track.best:
                 name = artifacts.thumb_name(c.frame, c.region)
-                if out.thumbnails == "best" and c.payload is not None:
+                if out.thumbnails == "best" and c.payload is not None and not brief:
                     staging.write_thumb(name, encode_jpeg(c.payload, out.jpeg_quality))
                     totals["thumbnails"] += 1
                     names[(c.frame, c.region)] = name

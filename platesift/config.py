@@ -157,7 +157,7 @@ class ProposerSettings:
     frame_stride: int = _opt(
         0,
         "propose on at most every n-th kept frame of a moving object and carry the boxes along "
-        "with the motion in between; 0 = auto (2 on the CPU model, else 1)",
+        "with the motion in between; 0 = auto (3 on the CPU model, else 1)",
         0,
         25,
     )
@@ -205,7 +205,8 @@ class TrackingSettings:
     )
     min_frames: int = _opt(
         6,
-        "a track seen in fewer frames is most likely a false alarm: it keeps only its best crop",
+        "a track seen in fewer kept frames is most likely a false alarm: tracks.jsonl lists its "
+        "best crop, with no thumbnail",
         1,
         1000,
     )

@@ -446,7 +446,11 @@ def test_thumbnail_modes_best_all_and_none(tmp_path: Path, street: Path) -> None
     assert jpegs(all_out) == {r["thumb"] for r in regions} and len(regions) > 20
     assert {c["thumb"] for t in all_tracks for c in t["best"]} <= jpegs(all_out)
     # best: only the tracks' best, at most three each; frames.jsonl names none.
-    assert jpegs(best_out) == {c["thumb"] for t in best_tracks for c in t["best"]}
+    assert jpegs(best_out) == {c["thumb"] for t in best_tracks for c in t["best"] if c["thumb"]}
+    # ... and none for a brief track (fewer than tracking.min_frames kept frames).
+    assert all(
+        (c["thumb"] is None) == (len(t["boxes"]) < 6) for t in best_tracks for c in t["best"]
+    )
     assert len(jpegs(best_out)) <= 3 * len(best_tracks) < len(regions)
     assert all(r["thumb"] is None for f in best_frames for r in f["regions"])
     # none: no JPEG, but the same tracks and best crops, by frame and box.

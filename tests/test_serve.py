@@ -634,10 +634,16 @@ def test_systemd_ready_watchdog_and_stopping(system: System, tmp_path: Path) -> 
     listener.settimeout(30)
     proc = system.spawn(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
     try:
+        # Pings may come while the proposer still starts (a slow machine); READY=1 comes once
+        # the worker is up, and the pings go on after it.
         seen: list[str] = []
-        while not any("WATCHDOG=1" in m for m in seen):
+        while not any(m.startswith("READY=1") for m in seen):
             seen.append(listener.recv(4096).decode())
-        assert seen[0].startswith("READY=1")
+        assert sum(m.startswith("READY=1") for m in seen) == 1
+        after_ready: list[str] = []
+        while not any("WATCHDOG=1" in m for m in after_ready):
+            after_ready.append(listener.recv(4096).decode())
+        seen += after_ready
         proc.send_signal(signal.SIGTERM)
         while not any("STOPPING=1" in m for m in seen):
             seen.append(listener.recv(4096).decode())

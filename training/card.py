@@ -164,7 +164,7 @@ def write_card(out: Path, metrics: dict[str, Any]) -> Path:
         "closer (about twice the inferences on a motion crop) and finds more of them "
         "(`docs/plate-model.md`).",
         "- CPU cost: on a CPU without int8 dot-product instructions an inference is tens of "
-        "milliseconds, and a motion crop takes one to three; `proposer.frame_stride` (auto: 2 "
+        "milliseconds, and a motion crop takes one to three; `proposer.frame_stride` (auto: 3 "
         "on the CPU) sets how often a moving object is looked at.",
         "- Low precision at this threshold (the tune split's F2 favours recall): the GPU stage "
         "gets some boxes that are lights, grilles or signs.",

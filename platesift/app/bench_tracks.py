@@ -158,6 +158,8 @@ def score_scene(
         if texts:
             result.own_thumbs += sum(c["thumb"] is not None for c in track["best"])
         for crop in track["best"]:
+            if crop["thumb"] is None:
+                continue  # the GPU box gets no crop of it (a brief track, or thumbnails none)
             frame_plates = plates.get(crop["frame"], {})
             text = plate_of(crop["box"], frame_plates)
             if text is not None:

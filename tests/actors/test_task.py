@@ -419,3 +419,32 @@ def test_camera_masks_keep_motion_and_plates_out_of_their_area(tmp_path: Path) -
     assert any(x >= half for x in centres(runs["none"]))
     assert centres(runs["left"]) and all(x >= half for x in centres(runs["left"]))
     assert runs["all"] == []  # nothing moves where everything is masked
+
+
+def test_a_brief_track_is_listed_without_a_thumbnail(tmp_path: Path) -> None:
+    from models.manifest import load_manifest
+    from models.registry import SHIPPED_MANIFEST
+    from models.tflite_detector import open_cpu
+    from models.tflite_runtime import require_runtime
+    from sim.scenes import preset, render
+
+    video = tmp_path / "street.mp4"
+    render(preset("street", seconds=6.0), str(video))
+    tracks = {}
+    for min_frames in (6, 1):
+        s = load_settings(env={}, overrides=[f"tracking.min_frames={min_frames}"])
+        runner, _ = make_runner(
+            s, tmp_path, open_cpu(load_manifest(SHIPPED_MANIFEST), require_runtime())
+        )
+        dest = tmp_path / f"out-{min_frames}"
+        assert runner.run(spec_for(video, dest), RecordingSink(dest)).outcome == "done"
+        lines = (dest / "tracks.jsonl").read_text().splitlines()
+        tracks[min_frames] = [json.loads(ln) for ln in lines]
+        named = {c["thumb"] for t in tracks[min_frames] for c in t["best"] if c["thumb"]}
+        assert named == {f"thumbs/{p.name}" for p in (dest / "thumbs").iterdir()}
+    brief = [t for t in tracks[6] if len(t["boxes"]) < 6]
+    lasting = [t for t in tracks[6] if len(t["boxes"]) >= 6]
+    assert brief and lasting
+    assert all(len(t["best"]) == 1 and t["best"][0]["thumb"] is None for t in brief)
+    assert all(c["thumb"] for t in lasting for c in t["best"])
+    assert all(c["thumb"] for t in tracks[1] for c in t["best"])  # min_frames 1: all have one

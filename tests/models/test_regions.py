@@ -43,6 +43,6 @@ def test_boxes_without_motion_or_crop_are_dropped() -> None:
 
 
 def test_auto_stride_only_on_the_cpu_model() -> None:
-    assert proposal_stride(0, "tflite") == 2
+    assert proposal_stride(0, "tflite") == 3
     assert [proposal_stride(0, b) for b in ("edgetpu", "opencv", "none", "fake")] == [1] * 4
     assert proposal_stride(5, "edgetpu") == 5
