@@ -10,7 +10,7 @@ from journal.actor import (
     journal_sink,
 )
 from journal.entry import KINDS, JournalEntry, TaskSummary, now_iso
-from journal.report import format_detail, format_events, format_tasks
+from journal.report import format_detail, format_events, format_tasks, json_lines
 from journal.store import SCHEMA_VERSION, Journal, JournalMissingError, JournalStats
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "format_events",
     "format_tasks",
     "journal_sink",
+    "json_lines",
     "now_iso",
 ]

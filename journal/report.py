@@ -1,4 +1,5 @@
-"""Plain-text rendering of the journal for `platesift journal tasks | show TASK | tail`.
+"""Plain-text rendering of the journal for `platesift journal tasks | show TASK | tail`, and
+the same as JSON Lines (`--json`).
 
 Columns have fixed widths (a value longer than its column pushes the rest of that line
 right rather than being cut, except errors and details, which may be long); the task column
@@ -7,6 +8,7 @@ is as wide as the longest task id shown, because ids are copied from it. No depe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,6 +46,18 @@ def format_tasks(tasks: Sequence[TaskSummary], *, error_width: int = ERROR_WIDTH
                 _truncate(_one_line(t.error), error_width) if t.error else _MISSING,
             )
         )
+    return "\n".join(lines)
+
+
+def json_lines(items: Sequence[JournalEntry | TaskSummary]) -> str:
+    """One JSON object per entry or task summary (`--json`), every field by its name, for
+    scripts and `jq`; nothing when there is nothing (no placeholder line)."""
+    lines = []
+    for item in items:
+        record = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+        if "detail" in record:
+            record["detail"] = dict(record["detail"])
+        lines.append(json.dumps(record, sort_keys=True, default=str))
     return "\n".join(lines)
 
 
@@ -117,4 +131,4 @@ def _truncate(text: str, width: int) -> str:
     return text[: width - 1] + "…"
 
 
-__all__ = ["ERROR_WIDTH", "format_detail", "format_events", "format_tasks"]
+__all__ = ["ERROR_WIDTH", "format_detail", "format_events", "format_tasks", "json_lines"]

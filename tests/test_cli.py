@@ -154,6 +154,26 @@ def test_journal_commands(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no task 'nope'" in missing.stderr
 
 
+def test_journal_commands_speak_json_lines(tmp_path: Path) -> None:
+    from platesift.app.cli import local_task_id
+
+    video = write_video(tmp_path / "clip.mp4", moving_box_frames(30))
+    assert run(["preprocess", str(video), "--out", str(tmp_path / "o")], tmp_path).returncode == 0
+    task = local_task_id(str(video))
+    tasks = [
+        json.loads(x) for x in run(["journal", "tasks", "--json"], tmp_path).stdout.splitlines()
+    ]
+    assert [(t["task_id"], t["outcome"], t["attempts"]) for t in tasks] == [(task, "done", 1)]
+    shown = run(["journal", "show", task, "--json"], tmp_path).stdout.splitlines()
+    events = [json.loads(x) for x in shown]
+    assert {e["task_id"] for e in events} == {task} and len(events) >= 7
+    assert [e["dest"] for e in events if e["kind"] == "transition"][:2] == ["PULLED", "EXTRACTING"]
+    outcome = [e for e in events if e["kind"] == "outcome"]
+    assert outcome[-1]["event"] == "done" and isinstance(outcome[-1]["detail"], dict)
+    tail = run(["journal", "tail", "-n", "4", "--json"], tmp_path).stdout.splitlines()
+    assert [json.loads(x) for x in tail] == events[-4:]
+
+
 def test_journal_options_work_after_the_subcommand_too(tmp_path: Path) -> None:
     """`journal tasks --set paths.journal=...` (what `make demo` prints) as well as
     `journal --set ... tasks`."""

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     jl = jsub.add_parser("tail", help="the latest events")
     jl.add_argument("-n", type=int, default=20)
     for journal_command in (jt, js, jl):
+        journal_command.add_argument(
+            "--json", action="store_true", help="one JSON object per line (JSON Lines)"
+        )
         settings_args(journal_command, below=True)
 
     p = sub.add_parser("settings", help="list every setting with its default and meaning")
@@ -238,7 +241,7 @@ def _print_summary(outcome: TaskOutcome) -> None:
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
-    from journal import Journal, JournalMissingError, format_events, format_tasks
+    from journal import Journal, JournalMissingError, format_events, format_tasks, json_lines
 
     settings = _settings(args)
     try:
@@ -247,14 +250,18 @@ def cmd_journal(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     with journal:
         if args.journal_command == "tasks":
-            print(format_tasks(journal.tasks(limit=args.limit)))
+            tasks = journal.tasks(limit=args.limit)
+            text = json_lines(tasks) if args.json else format_tasks(tasks)
         elif args.journal_command == "show":
             events = journal.events(args.task)
             if not events:
                 return _fail(f"no task {args.task!r} in the journal", EXIT_USAGE)
-            print(format_events(events, with_task=False))
+            text = json_lines(events) if args.json else format_events(events, with_task=False)
         else:
-            print(format_events(journal.tail(args.n)))
+            events = journal.tail(args.n)
+            text = json_lines(events) if args.json else format_events(events)
+    if text:
+        print(text)
     return EXIT_OK
 
 
