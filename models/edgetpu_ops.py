@@ -57,6 +57,15 @@ def _schema() -> Any:
     return schema
 
 
+def _builtin_codes(model: Any) -> list[int]:
+    """The builtin operator code of each of a model's operator codes (old files keep small
+    codes in the deprecated field, new ones in the other)."""
+    return [
+        max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+        for i in range(model.OperatorCodesLength())
+    ]
+
+
 def model_ops(path: Path) -> tuple[list[str], list[tuple[str, str, list[int]]]]:
     """The operator names of a model's main graph, and its tensors (name, type, shape
     signature) up to the post-process op's inputs."""
@@ -69,10 +78,8 @@ def model_ops(path: Path) -> tuple[list[str], list[tuple[str, str, list[int]]]]:
     op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     codes = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        custom = code.CustomCode()
+    for i, builtin in enumerate(_builtin_codes(model)):
+        custom = model.OperatorCodes(i).CustomCode()
         codes.append(custom.decode() if custom else op_names.get(builtin, str(builtin)))
     ops: list[str] = []
     after_post: set[int] = set()
@@ -99,10 +106,7 @@ def conv_macs(path: Path) -> int:
     schema = _schema()
     model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
     graph = model.Subgraphs(0)
-    codes = [
-        max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
-        for i in range(model.OperatorCodesLength())
-    ]
+    codes = _builtin_codes(model)
     conv, depthwise = schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D
     total = 0
     for i in range(graph.OperatorsLength()):

@@ -97,18 +97,17 @@ class TFLiteDetector(Proposer):
         height, width = image.shape[:2]
         size = m.input_width
         found = []
-        scaled: dict[float, np.ndarray] = {}
+        scaled, scaled_at = image, 1.0
         plan = plate_geometry.tile_plan(height, width, self.min_plate_px, size, m.min_plate_px)
         for views in plate_geometry.inputs(plan):
             self._canvas.fill(self._black)
             for view in views:
-                if view.scale not in scaled:
+                if view.scale != scaled_at:
                     w = max(1, round(width * view.scale))
                     h = max(1, round(height * view.scale))
-                    scaled = {view.scale: plate_geometry.shrink(image, w, h)}
-                part = scaled[view.scale][
-                    view.y : view.y + size - view.oy, view.x : view.x + size - view.ox
-                ]
+                    scaled = plate_geometry.shrink(image, w, h)
+                    scaled_at = view.scale
+                part = scaled[view.y : view.y + size - view.oy, view.x : view.x + size - view.ox]
                 self._place(part, view.ox, view.oy)
             it = self._interpreter
             it.set_tensor(self._input, self._canvas)

@@ -125,15 +125,17 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     import platform
 
     text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    model, flags = platform.machine(), set()
+    names: list[str] = []
+    flags: set[str] = set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "model name" and model == platform.machine():
-            model = f"{value.strip()}, {platform.machine()}"
+        if key.strip() == "model name":
+            names.append(value.strip())
         if key.strip() in ("flags", "Features"):
             flags |= set(value.split())
     dot = [f for f in DOT_PRODUCT_FLAGS if f in flags]
-    return f"{model}, int8 dot-product instructions: {', '.join(dot) or 'none'}"
+    cpu = ", ".join([*names[:1], platform.machine()])  # every core names the same model
+    return f"{cpu}, int8 dot-product instructions: {', '.join(dot) or 'none'}"
 
 
 def evaluate_and_write(samples: Sequence[Sample], out: Path) -> dict[str, Any]:
